@@ -1,0 +1,1 @@
+"""MUSIC multi-turn contrastive pair synthesis and dataset mixing (PAPERS.md section 1)."""
