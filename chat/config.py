@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 
@@ -41,6 +42,29 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         else:
             choices = f.metadata.get("choices")
             group.add_argument(flag, type=kind, default=_MISSING, choices=choices, help=help_text)
+
+
+def add_config_command(subparsers: argparse._SubParsersAction, name: str, *, help: str, description: str,
+                       config_class: str, func: Callable[[argparse.Namespace], int | None]) -> None:
+    """A subcommand whose options come from a dataclass imported only when the command runs.
+
+    `config_class` is "module:Class". Importing config classes that subclass TRL's (hundreds of fields,
+    torch, trl) would make every `turnwise` start slow; here the subcommand takes its arguments raw,
+    and the full parser (with `--help` listing every field) is built when it is invoked.
+    """
+    parser = subparsers.add_parser(name, help=help, description=description, add_help=False)
+
+    def run(namespace: argparse.Namespace) -> int | None:
+        module_name, class_name = config_class.split(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        full = argparse.ArgumentParser(prog=parser.prog, description=description)
+        add_dataclass_arguments(full, cls)
+        args = full.parse_args(namespace.extra_args)
+        args.verbose = getattr(namespace, "verbose", 0)
+        return func(args)
+
+    # chat.cli.main hands the arguments it did not recognise to commands that set `takes_extra_args`
+    parser.set_defaults(func=run, takes_extra_args=True)
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace) -> C:

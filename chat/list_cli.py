@@ -11,6 +11,7 @@ from chat.registry import REGISTRIES
 REGISTRY_MODULES = {
     "backends": ("chat.backends",),
     "formats": ("chat.formats",),
+    "judges": ("judge.llm", "judge.rm_judge"),
 }
 
 

@@ -55,12 +55,14 @@ class BackendSpec:
         api_key_env: NAME of the environment variable holding the API key; the key itself is never
             stored in configs, records, caches, logs or error messages.
     Parameters of the wrappers composed around every backend:
-        timeout: seconds per request before it counts as failed (and is retried).
+        timeout: seconds per request before it counts as failed and is retried (remote kinds only: an
+            in-process backend has no network to hang on, and cancelling a batch would waste it).
         max_retries: retries after the first attempt on 429, 5xx, timeouts and connection errors.
         concurrency: requests in flight at once through this backend.
         cache: keep responses in the sqlite response cache (temperature > 0 only with a seed).
     Parameters of the local backend:
-        dtype: `float32` or `bfloat16`.
+        dtype: `auto` (float32 on CPU, bfloat16 on GPU), `float32` or `bfloat16`.
+        quantize: `auto` (int8 dynamic on CPU, none on GPU), `int8` or `none`.
         max_batch_size: concurrent requests generated together in one batch.
         batch_wait_ms: how long the batcher waits for more requests before starting a batch.
     """
@@ -73,7 +75,8 @@ class BackendSpec:
     max_retries: int = 6
     concurrency: int = 8
     cache: bool = True
-    dtype: str = "float32"
+    dtype: str = "auto"
+    quantize: str = "auto"
     max_batch_size: int = 8
     batch_wait_ms: float = 20.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +109,15 @@ class Usage:
     completion_tokens: int = 0
     latency_s: float = 0.0
 
+    def count(self, completion: Completion) -> None:
+        """Add one completion: a cache hit, or a call with its tokens."""
+        if completion.cached:
+            self.cache_hits += 1
+            return
+        self.calls += 1
+        self.prompt_tokens += int(completion.usage.get("prompt_tokens", 0))
+        self.completion_tokens += int(completion.usage.get("completion_tokens", 0))
+
     def add(self, other: "Usage") -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
@@ -127,12 +139,7 @@ class UsageLedger:
         if error or completion is None:
             usage.errors += 1
             return
-        if completion.cached:
-            usage.cache_hits += 1
-            return
-        usage.calls += 1
-        usage.prompt_tokens += int(completion.usage.get("prompt_tokens", 0))
-        usage.completion_tokens += int(completion.usage.get("completion_tokens", 0))
+        usage.count(completion)
 
     def total(self) -> Usage:
         total = Usage()

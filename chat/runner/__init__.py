@@ -1,0 +1,13 @@
+"""The resumable runner every long job goes through: items with stable ids -> async workers -> JSONL sink."""
+
+from chat.runner.jobs import TooManyErrors, default_item_id, run, run_jobs
+from chat.runner.progress import RunProgress
+from chat.runner.sink import (ErrorLog, JsonlSink, encode_record, errors_path, iter_records, read_records,
+                              summary_path, write_json_atomic)
+from chat.runner.summary import EXIT_INTERRUPTED, RunSummary, format_summary
+
+__all__ = [
+    "EXIT_INTERRUPTED", "ErrorLog", "JsonlSink", "RunProgress", "RunSummary", "TooManyErrors", "default_item_id", "encode_record",
+    "errors_path", "format_summary", "iter_records", "read_records", "run", "run_jobs", "summary_path",
+    "write_json_atomic",
+]
