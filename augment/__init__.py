@@ -1,1 +1,6 @@
-"""MUSIC multi-turn contrastive pair synthesis and dataset mixing (PAPERS.md section 1)."""
+"""MUSIC multi-turn contrastive pair synthesis and dataset mixing (PAPERS.md section 1).
+
+Modules: config (MusicConfig), seeds (seed prefixes), steps (the agent steps as pure format/parse
+functions; prompts in prompts/), turns (backend calls, re-asks, filters), music (synthesize_pair: the
+algorithm), run (the resumable job and its files), mix (D + D_MUSIC), inspection (`augment inspect`).
+"""

@@ -1,0 +1,1 @@
+"""MUSIC prompt templates, version 1 (package data)."""

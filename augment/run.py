@@ -1,0 +1,132 @@
+"""`augment music` as a resumable job: seeds -> synthesize_pair -> kept pairs in OUT, every outcome in OUT.seeds.jsonl.
+
+Files of a run on OUT:
+    OUT                      kept pairs only, canonical preference JSONL (`chat.formats`, `rm train`, TRL read it).
+    OUT.seeds.jsonl          the runner's sink: one line per finished seed, `{"id": seed id, "kept": true,
+                             "pair_id"}` or `{"id", "kept": false, "dropped": reason, "detail", ...}`. Dropped
+                             seeds are remembered here, so a resumed run redoes neither kept nor dropped ones.
+    OUT.seeds.jsonl.summary.json / .errors.jsonl   the runner's summary and failed seeds (retried next run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from augment.config import MusicConfig
+from augment.music import PairResult, music_pair_id, synthesize_pair
+from augment.seeds import Seed, read_seeds
+from augment.turns import DROP_REASONS, MusicBackends
+from chat.backends import aclose_backends, build_backends
+from chat.backends.base import UsageLedger
+from chat.runner import JsonlSink, RunSummary, encode_record, run_jobs
+
+
+def seed_log_path(output: str | Path) -> Path:
+    """`OUT.seeds.jsonl`: the outcome of every finished seed (the runner's sink)."""
+    return Path(f"{output}.seeds.jsonl")
+
+
+@dataclass
+class MusicRunResult:
+    """What one `augment music` run did; `counters` holds kept, dropped_<reason>, llm_calls and tokens."""
+
+    summary: RunSummary
+    output: Path
+    kept_total: int
+    counters: Counter
+
+    @property
+    def kept(self) -> int:
+        return self.counters["kept"]
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        return {reason: self.counters[f"dropped_{reason}"] for reason in DROP_REASONS
+                if self.counters[f"dropped_{reason}"]}
+
+    def per_kept_pair(self) -> dict[str, float] | None:
+        """LLM calls and tokens of this run (dropped seeds included) divided by the pairs it kept."""
+        if not self.kept:
+            return None
+        tokens = self.counters["prompt_tokens"] + self.counters["completion_tokens"]
+        return {"llm_calls": self.counters["llm_calls"] / self.kept, "tokens": tokens / self.kept,
+                "completion_tokens": self.counters["completion_tokens"] / self.kept}
+
+
+async def run_music_async(input_path: str | Path, output: str | Path, config: MusicConfig, *,
+                          backends: MusicBackends | None = None, progress: bool = True,
+                          handle_sigint: bool = True) -> MusicRunResult:
+    """Synthesize one MUSIC pair per seed of `input_path` into `output` (see the module docstring).
+
+    `backends` overrides `config.backends` (tests pass scripted ones); backends built here are closed here.
+    """
+    output = Path(output)
+    counters: Counter = Counter()
+    ledger = UsageLedger()
+    # Opening the input detects its format, so a bad input fails before any model is loaded.
+    seeds = read_seeds(input_path, config.seed_turns, format=config.input_format, on_error=config.input_on_error,
+                       counters=counters)
+    built: dict[str, Any] = {}
+    try:
+        built = build_backends(config.backends, ledger) if backends is None else {}
+        roles = backends or MusicBackends.from_roles(built)
+        with JsonlSink(output) as kept_sink:
+            async def worker(seed: Seed) -> dict[str, Any]:
+                pair_id = music_pair_id(seed.id)
+                if pair_id in kept_sink.finished_ids:   # kept by a run killed before it logged the seed
+                    return {"id": seed.id, "kept": True, "pair_id": pair_id}
+                result = await synthesize_pair(seed, roles, config)
+                count_result(counters, result)
+                if result.pair is not None:
+                    kept_sink.append(pair_id, encode_record(result.pair.to_dict()))
+                return seed_outcome(result)
+
+            summary = await run_jobs(seeds, worker, seed_log_path(output), item_id=lambda seed: seed.id,
+                                     concurrency=config.concurrency, ledger=ledger if built else None,
+                                     counters=counters, description="augment music", progress=progress,
+                                     limit=config.limit, input_name=str(input_path), handle_sigint=handle_sigint)
+            kept_total = len(kept_sink.finished_ids)
+    finally:
+        if built:
+            await aclose_backends(built)
+    return MusicRunResult(summary, output, kept_total, counters)
+
+
+def run_music(input_path: str | Path, output: str | Path, config: MusicConfig, **kwargs: Any) -> MusicRunResult:
+    """Synchronous `run_music_async`."""
+    return asyncio.run(run_music_async(input_path, output, config, **kwargs))
+
+
+def count_result(counters: Counter, result: PairResult) -> None:
+    counters["kept" if result.kept else f"dropped_{result.reason}"] += 1
+    counters["llm_calls"] += int(result.usage.get("calls", 0))
+    if result.usage.get("cache_hits"):
+        counters["cache_hits"] += int(result.usage["cache_hits"])
+    counters["prompt_tokens"] += int(result.usage.get("prompt_tokens", 0))
+    counters["completion_tokens"] += int(result.usage.get("completion_tokens", 0))
+
+
+def seed_outcome(result: PairResult) -> dict[str, Any]:
+    """The seed log line of one result."""
+    if result.pair is not None:
+        return {"id": result.seed_id, "kept": True, "pair_id": result.pair.id,
+                "divergence_turn": result.divergence_turn, "usage": result.usage}
+    return {"id": result.seed_id, "kept": False, "dropped": result.reason, "detail": result.detail,
+            "divergence_turn": result.divergence_turn, "swaps": result.swaps, "usage": result.usage}
+
+
+def format_music_summary(result: MusicRunResult) -> str:
+    """The augment-specific lines the CLI prints after the runner's summary."""
+    dropped = result.dropped
+    lines = [f"pairs kept this run: {result.kept}; dropped: {sum(dropped.values())}"
+             + (f" ({', '.join(f'{reason} {count}' for reason, count in dropped.items())})" if dropped else "")]
+    cost = result.per_kept_pair()
+    if cost is not None:
+        lines.append(f"per kept pair: {cost['llm_calls']:.1f} LLM calls, {cost['tokens']:.0f} tokens "
+                     f"({cost['completion_tokens']:.0f} generated)")
+    lines.append(f"{result.kept_total} pairs in {result.output}; seed outcomes in {seed_log_path(result.output)}")
+    return "\n".join(lines)

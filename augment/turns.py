@@ -1,0 +1,180 @@
+"""Plumbing of one MUSIC pair: backend calls per step, re-asks, per-pair usage and the drop filters."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from augment.config import MusicConfig
+from augment.steps import (TURN_STOPS, ParseError, RoleBreak, Swap, format_assistant_input, format_contrast_input,
+                           format_contrast_reask, format_contrastive_assistant_input, format_user_simulator_input,
+                           normalized, parse_assistant_output, parse_contrast_output,
+                           parse_contrastive_assistant_output, parse_user_simulator_output)
+from chat.backends.base import ChatBackend, Completion
+from chat.conversation import Message, PreferencePair, ValidationError
+from chat.errors import ConfigError
+
+#: Why a pair was dropped (each is a summary counter `dropped_<reason>`).
+IDENTICAL_AFTER_DIVERGENCE = "identical_after_divergence"
+ROLE_ALTERNATION = "role_alternation"
+PARSE_FAILURE = "parse_failure"
+EMPTY_TURN = "empty_turn"
+TRUNCATED_TURN = "truncated_turn"
+TOO_LONG = "too_long"
+DROP_REASONS = (IDENTICAL_AFTER_DIVERGENCE, ROLE_ALTERNATION, PARSE_FAILURE, EMPTY_TURN, TRUNCATED_TURN, TOO_LONG)
+
+
+class PairDropped(Exception):
+    """A filter rejected the pair; `reason` is one of DROP_REASONS."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class MusicBackends:
+    """The backend of each simulator role (PAPERS.md section 1: one simulator may play them all)."""
+
+    user: ChatBackend
+    assistant: ChatBackend
+    contrast: ChatBackend
+
+    @classmethod
+    def from_roles(cls, backends: Mapping[str, ChatBackend]) -> "MusicBackends":
+        """`user`, `assistant`, `contrast` from a role mapping, each falling back to `simulator`."""
+        if "simulator" not in backends:
+            raise ConfigError("backends: a 'simulator' entry is required")
+        simulator = backends["simulator"]
+        return cls(user=backends.get("user", simulator), assistant=backends.get("assistant", simulator),
+                   contrast=backends.get("contrast", simulator))
+
+    def names(self) -> dict[str, str]:
+        return {"user": self.user.name, "assistant": self.assistant.name, "contrast": self.contrast.name}
+
+
+@dataclass
+class PairUsage:
+    """LLM calls and tokens spent on one pair, by step role; cached replies count as cache hits only."""
+
+    by_role: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
+
+    def count(self, role: str, completion: Completion) -> None:
+        entry = self.by_role.setdefault(role, dict.fromkeys(self.KEYS, 0))
+        if completion.cached:
+            entry["cache_hits"] += 1
+            return
+        entry["calls"] += 1
+        entry["prompt_tokens"] += int(completion.usage.get("prompt_tokens", 0))
+        entry["completion_tokens"] += int(completion.usage.get("completion_tokens", 0))
+
+    def total(self) -> dict[str, int]:
+        return {key: sum(entry[key] for entry in self.by_role.values()) for key in self.KEYS}
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.total(), "by_role": {role: dict(entry) for role, entry in sorted(self.by_role.items())}}
+
+
+def derive_seed(base: int | str, label: str) -> int:
+    """A 31-bit seed from a base seed and a label (item id, or step/branch/turn/attempt)."""
+    digest = hashlib.sha256(f"{base}/{label}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+class TurnWriter:
+    """Runs the MUSIC steps of one pair against the backends: one call per turn, bounded re-asks for
+    the contrastive step, and the per-turn filters (empty, truncated, wrong speaker) as PairDropped."""
+
+    def __init__(self, backends: MusicBackends, config: MusicConfig, item_seed: int):
+        self.backends = backends
+        self.config = config
+        self.item_seed = item_seed
+        self.usage = PairUsage()
+
+    async def user_turn(self, history: Sequence[Message], turn: int, branch: str) -> Message:
+        """The simulated user's turn `turn`, written from this branch's own history."""
+        completion = await self._call("user", self.backends.user, format_user_simulator_input(history),
+                                      f"user/{branch}/{turn}", stop=TURN_STOPS)
+        return Message("user", self._turn_text(completion, parse_user_simulator_output, f"user turn {turn} ({branch})"))
+
+    async def assistant_turn(self, history: Sequence[Message], turn: int, branch: str) -> Message:
+        """A normal assistant answer to the branch's latest user turn."""
+        completion = await self._call("assistant", self.backends.assistant, format_assistant_input(history),
+                                      f"assistant/{branch}/{turn}", stop=TURN_STOPS)
+        return Message("assistant", self._turn_text(completion, parse_assistant_output,
+                                                    f"assistant turn {turn} ({branch})"))
+
+    async def swapped_instruction(self, history: Sequence[Message], turn: int) -> Swap:
+        """The contrastive step: a related-but-different replacement of the latest user instruction,
+        re-asked at most `config.max_reasks` times when the reply cannot be parsed."""
+        original = history[-1].content
+        request = format_contrast_input(history)
+        for attempt in range(self.config.max_reasks + 1):
+            completion = await self._call("contrast", self.backends.contrast, request,
+                                          f"contrast/{turn}/{attempt}", json=True)
+            try:
+                return parse_contrast_output(completion.text, original)
+            except ParseError as error:
+                last_error = error
+                request = format_contrast_reask(format_contrast_input(history), completion.text, error)
+        raise PairDropped(PARSE_FAILURE, f"contrastive step at turn {turn}: {last_error} "
+                                         f"(after {self.config.max_reasks} re-asks)")
+
+    async def contrastive_turn(self, history: Sequence[Message], turn: int) -> tuple[Message, Swap]:
+        """The rejected branch's answer at a contrast turn: the swapped instruction answered well."""
+        swap = await self.swapped_instruction(history, turn)
+        completion = await self._call("contrast", self.backends.contrast,
+                                      format_contrastive_assistant_input(history, swap),
+                                      f"contrastive_assistant/{turn}", stop=TURN_STOPS)
+        text = self._turn_text(completion, parse_contrastive_assistant_output, f"contrastive assistant turn {turn}")
+        return Message("assistant", text), swap
+
+    async def _call(self, role: str, backend: ChatBackend, messages: list[Message], label: str, *,
+                    stop: Sequence[str] | None = None, json: bool = False) -> Completion:
+        completion = await backend.chat(messages, temperature=self.config.temperature,
+                                        max_tokens=self.config.max_tokens, stop=list(stop) if stop else None,
+                                        seed=derive_seed(self.item_seed, label), json=json)
+        self.usage.count(role, completion)
+        return completion
+
+    def _turn_text(self, completion: Completion, parse: Callable[[str], str], where: str) -> str:
+        if completion.finish_reason == "length" and self.config.drop_truncated:
+            raise PairDropped(TRUNCATED_TURN, f"{where} hit max_tokens")
+        try:
+            text = parse(completion.text)
+        except RoleBreak as exc:
+            raise PairDropped(ROLE_ALTERNATION, f"{where}: {exc}") from None
+        if not text.strip():
+            raise PairDropped(EMPTY_TURN, f"{where} is empty")
+        return text
+
+
+def approx_tokens(messages: Sequence[Message]) -> int:
+    """Approximate token count of a conversation: characters / 4 plus 4 per message."""
+    return sum(len(m.content) // 4 + 4 for m in messages)
+
+
+def check_length(chosen: Sequence[Message], rejected: Sequence[Message], max_tokens: int) -> None:
+    """Drop the pair as soon as either branch exceeds `max_tokens` (approximate)."""
+    longest = max(approx_tokens(chosen), approx_tokens(rejected))
+    if longest > max_tokens:
+        raise PairDropped(TOO_LONG, f"~{longest} tokens > max_conversation_tokens {max_tokens}")
+
+
+def build_pair(chosen: Sequence[Message], rejected: Sequence[Message], shared_messages: int, pair_id: str,
+               meta: dict) -> PreferencePair:
+    """The finished pair, after the end-of-pair filters: the branches must differ somewhere after the
+    `shared_messages` they share before the divergence turn, and both must alternate user/assistant."""
+    after_chosen = [(m.role, normalized(m.content)) for m in chosen[shared_messages:]]
+    after_rejected = [(m.role, normalized(m.content)) for m in rejected[shared_messages:]]
+    if after_chosen == after_rejected:
+        raise PairDropped(IDENTICAL_AFTER_DIVERGENCE, "both branches say the same after the divergence turn")
+    try:
+        return PreferencePair.from_messages([m.to_dict() for m in chosen], [m.to_dict() for m in rejected],
+                                            id=pair_id, meta=meta)
+    except ValidationError as exc:
+        raise PairDropped(ROLE_ALTERNATION, str(exc)) from None

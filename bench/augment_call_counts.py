@@ -1,0 +1,56 @@
+"""LLM calls per kept MUSIC pair from the algorithm alone: a scripted simulator that always answers usably.
+
+    .venv/bin/python bench/augment_call_counts.py --seeds 200 --turns 5
+
+Prints calls per kept pair for the default (d uniform, contrast at every turn >= d), contrast only at d,
+and the final-turn-only ablation. Runs in a second; no model is involved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from augment.config import MusicConfig  # noqa: E402
+from augment.run import run_music  # noqa: E402
+from augment.turns import MusicBackends  # noqa: E402
+from chat.backends.scripted import ScriptedBackend  # noqa: E402
+from chat.conversation import content_id  # noqa: E402
+
+
+def ideal_simulator(messages: list[dict[str, str]], params: dict) -> str:
+    """A usable reply for every role; content depends on the request, so branches differ after d."""
+    if params.get("json"):
+        return json.dumps({"swapped_instruction": f"a different request {content_id(messages)[:8]}", "reason": "-"})
+    return f"reply {content_id(messages)[:8]}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--turns", type=int, default=5)
+    args = parser.parse_args()
+    variants = {"d uniform, contrast at every turn >= d": {},
+                "d uniform, contrast only at d": {"contrast_scope": "divergence_only"},
+                "final-turn-only ablation": {"divergence": "final"}}
+    with tempfile.TemporaryDirectory() as directory:
+        source = Path(directory) / "prompts.jsonl"
+        source.write_text("".join(json.dumps({"id": f"p{i}", "messages": [{"role": "user", "content": f"Task {i}"}]})
+                                  + "\n" for i in range(args.seeds)))
+        print("| config | kept | calls per kept pair |\n|---|---|---|")
+        for index, (name, values) in enumerate(variants.items()):
+            backend = ScriptedBackend(ideal_simulator)
+            result = run_music(source, Path(directory) / f"out{index}.jsonl", MusicConfig(turns=args.turns, **values),
+                               backends=MusicBackends(backend, backend, backend), progress=False, handle_sigint=False)
+            cost = result.per_kept_pair() or {"llm_calls": 0.0}
+            print(f"| {name} | {result.kept} | {cost['llm_calls']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
