@@ -16,7 +16,8 @@ from chat.errors import ConfigError
 
 C = TypeVar("C")
 
-_MISSING = object()
+#: default of every generated option: "the user did not type this flag" (the YAML value or field default applies)
+UNSET = object()
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -36,12 +37,12 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         help_text = f"{help_text} (default: {default!r})" if help_text else f"(default: {default!r})"
         flag = f"--{f.name}"
         if kind is bool:
-            group.add_argument(flag, type=_parse_bool, default=_MISSING, metavar="BOOL", help=help_text)
+            group.add_argument(flag, type=_parse_bool, default=UNSET, metavar="BOOL", help=help_text)
         elif is_list:
-            group.add_argument(flag, type=kind, nargs="*", default=_MISSING, help=help_text)
+            group.add_argument(flag, type=kind, nargs="*", default=UNSET, help=help_text)
         else:
             choices = f.metadata.get("choices")
-            group.add_argument(flag, type=kind, default=_MISSING, choices=choices, help=help_text)
+            group.add_argument(flag, type=kind, default=UNSET, choices=choices, help=help_text)
 
 
 def add_config_command(subparsers: argparse._SubParsersAction, name: str, *, help: str, description: str,
@@ -74,8 +75,8 @@ def config_from_args(cls: type[C], args: argparse.Namespace) -> C:
         values.update(load_yaml(args.config))
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     for name in names:
-        value = getattr(args, name, _MISSING)
-        if value is not _MISSING:
+        value = getattr(args, name, UNSET)
+        if value is not UNSET:
             values[name] = value
     return build_config(cls, values, source=str(args.config) if getattr(args, "config", None) else "command line")
 

@@ -1,0 +1,52 @@
+"""Agreement of a trained CPU reward model with the recorded GPT-4-turbo verdicts of AlpacaEval (issue 5).
+
+For each of the two AlpacaEval annotation files in ../shared/data/judgments/alpaca_eval, the RM
+judges all 805 pairs (`turnwise judge pairs --judge rm`), and `turnwise judge agree` compares its
+verdicts with GPT-4-turbo's: accuracy with / without ties, Cohen's kappa, bootstrap 95% CIs.
+
+Run: .venv/bin/python bench/judge_rm_alpaca.py --rm runs/rm-minilm [--out runs/bench/judge-rm-alpaca]
+(train the RM first: turnwise rm train --config configs/rm/cpu-minilm.yaml --output_dir runs/rm-minilm
+ --train_data ../shared/data/preference/hh-rlhf-harmless-base-test.first1800.jsonl.gz --skip_invalid_rows true)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ALPACA_DIR = REPO.parent / "shared" / "data" / "judgments" / "alpaca_eval"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rm", required=True, help="trained reward model directory")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "judge-rm-alpaca")
+    args = parser.parse_args()
+
+    from chat.cli import main as turnwise
+
+    results = {}
+    for annotations in sorted(ALPACA_DIR.glob("*.annotations.json.gz")):
+        name = annotations.name.split(".")[0]
+        verdicts = args.out / f"{name}.verdicts.jsonl"
+        started = time.monotonic()
+        assert turnwise(["judge", "pairs", "--judge", "rm", "--rm", args.rm, "--input", str(annotations),
+                         "-o", str(verdicts), "--no-progress"]) == 0
+        elapsed = time.monotonic() - started
+        assert turnwise(["judge", "agree", "--a", str(annotations), "--b", str(verdicts),
+                         "-o", str(args.out / f"{name}.agreement")]) == 0
+        report = json.loads((args.out / f"{name}.agreement" / "report.json").read_text())
+        overall = report["agreement"]
+        results[name] = {"pairs": report["counts"]["compared"], "judge_s": round(elapsed, 1),
+                         **{k: overall[k] for k in ("accuracy", "accuracy_ci", "accuracy_without_ties",
+                                                    "accuracy_without_ties_ci", "kappa", "kappa_ci")},
+                         "rm_length_bias": report["judges"]["b"]["length_bias"],
+                         "gpt4_length_bias": report["judges"]["a"]["length_bias"]}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
