@@ -1,0 +1,68 @@
+"""Bench: SeDi vs Self-Instruct LLM calls per kept instruction, and Review-Instruct calls per conversation.
+
+Scripted generator (measures the filters, not model quality): each generation call returns instructions drawn
+with replacement from ../shared/data/seeds/user_oriented_instructions.jsonl, some with a word dropped or added,
+so that the pool filter meets near-duplicates as it does with a real LLM. Same backend and seeds for both modes.
+Run: .venv/bin/python bench/generate_sedi_cost.py
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chat.backends.scripted import ScriptedBackend  # noqa: E402
+from chat.formats import load_conversations  # noqa: E402
+from generate.config import SediConfig  # noqa: E402
+from generate.sedi import SediBackends, run_sedi  # noqa: E402
+from generate.stats import generation_stats  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seeds"
+
+
+def scripted_llm(candidates: list[str]):
+    def reply(messages, params):
+        prompt = messages[-1]["content"]
+        if not prompt.startswith("Come up with a series"):
+            return "A response."
+        rng = random.Random(params["seed"])
+        n = prompt.count("\nTask ")
+        items = []
+        for _ in range(8):
+            words = rng.choice(candidates).split()
+            if rng.random() < 0.5 and len(words) > 4:
+                del words[rng.randrange(len(words))]
+            items.append(" ".join(words))
+        return "\n".join([items[0]] + [f"Task {n + i}: {text}" for i, text in enumerate(items[1:], 1)])
+    return reply
+
+
+def main() -> None:
+    candidates = [json.loads(line)["instruction"] for line in (SHARED / "user_oriented_instructions.jsonl").open()]
+    candidates = [" ".join(c.split()) for c in candidates]
+    results = {}
+    for mode in ("self-instruct", "sedi"):
+        backend = ScriptedBackend(scripted_llm(candidates))
+        config = SediConfig(mode=mode, backends={"default": {"kind": "scripted"}}, iterations=6,
+                            requests_per_iteration=16, instructions_per_call=8)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out.jsonl"
+            result = run_sedi(SHARED / "self_instruct_seed_tasks.jsonl", out, config,
+                              backends=SediBackends(backend, backend), progress=False, handle_sigint=False)
+            stats = generation_stats(load_conversations(out))
+        results[mode] = {"kept": result.kept, "calls": backend.calls,
+                         "calls_per_kept": backend.calls / max(result.kept, 1),
+                         "dropped": result.dropped(), "mean_pairwise_rouge_l": stats["mean_pairwise_rouge_l"],
+                         "distinct_2": stats["distinct_2"]}
+    ratio = results["sedi"]["calls_per_kept"] / results["self-instruct"]["calls_per_kept"]
+    print(json.dumps(results, indent=2))
+    print(f"sedi / self-instruct calls per kept instruction: {ratio:.3f} (target <= 0.64)")
+
+
+if __name__ == "__main__":
+    main()

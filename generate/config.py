@@ -1,0 +1,218 @@
+"""Configs of `turnwise generate review-instruct|sedi` (PAPERS.md sections 2-3), TRL-style with help text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chat.errors import ConfigError
+
+#: Modes of `generate sedi`.
+SEDI_MODES = ("sedi", "self-instruct")
+#: How `generate sedi` measures similarity inside a batch.
+BATCH_SIMILARITIES = ("rouge", "embedding")
+
+
+def _default_backends() -> dict[str, Any]:
+    return {"default": {"kind": "local", "model": "embedded"}}
+
+
+def _check_backends(backends: Any, known: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> None:
+    if not isinstance(backends, dict) or not backends:
+        raise ConfigError("backends: expected a mapping of role -> backend spec")
+    unknown = sorted(str(role) for role in backends
+                     if role not in known and not any(str(role).startswith(p) and str(role)[len(p):].isdigit()
+                                                      for p in prefixes))
+    if unknown:
+        raise ConfigError(f"backends: unknown role(s) {', '.join(unknown)} (known: {', '.join(known)}"
+                          + (f", {', '.join(p + 'N' for p in prefixes)}" if prefixes else "") + ")")
+
+
+def _check_common(config: Any) -> None:
+    if config.max_tokens < 1:
+        raise ConfigError(f"max_tokens: expected at least 1, got {config.max_tokens}")
+    if config.temperature < 0:
+        raise ConfigError(f"temperature: expected >= 0, got {config.temperature}")
+    if config.concurrency < 1:
+        raise ConfigError(f"concurrency: expected at least 1, got {config.concurrency}")
+    if config.limit is not None and config.limit < 0:
+        raise ConfigError(f"limit: expected 0 or more, got {config.limit}")
+    if config.input_on_error not in ("skip", "fail"):
+        raise ConfigError(f"input_on_error: expected skip or fail, got {config.input_on_error!r}")
+
+
+@dataclass
+class ReviewInstructConfig:
+    r"""Configuration of `turnwise generate review-instruct` (Review-Instruct, PAPERS.md section 2).
+
+    Parameters that control the agents:
+        backends: role -> backend spec; roles candidate, reviewer (all reviewers) or reviewer_1..N
+            (one each), chairman; `default` serves every role without its own entry.
+        reviewers (N), rounds (R), review (False = the no-review ablation), ask_after_last_round,
+        temperature, max_tokens, max_words, max_reasks, seed.
+    Parameters that control the reward model:
+        rm, rm_device, rm_reviewer, rm_vote_threshold, rm_filter_threshold.
+    Parameters that control the run:
+        concurrency, limit, input_format, input_on_error.
+
+    Calls per conversation: R x (1 candidate + N reviewers + 1 chairman) plus re-asks (the chairman's
+    question after the last round is kept in meta as `next_question`; ask_after_last_round=false saves
+    that call). Votes: breadth when most are positive, depth when most are negative; a tie is depth.
+    """
+
+    # Parameters that control the agents
+    backends: dict = field(
+        default_factory=_default_backends,
+        metadata={"help": "Role -> backend spec: candidate, reviewer or reviewer_1..N, chairman; `default` serves "
+                          "every role without its own entry."})
+    reviewers: int = field(default=3, metadata={"help": "N: LLM reviewers per round (1 = the one-reviewer ablation)."})
+    rounds: int = field(default=2, metadata={"help": "R: rounds = (question, answer) turns per conversation."})
+    review: bool = field(
+        default=True,
+        metadata={"help": "Run the review stage; false = the no-review ablation (the chairman sees only the answer)."})
+    ask_after_last_round: bool = field(
+        default=True,
+        metadata={"help": "Let the chairman ask after the last round too (kept as meta.next_question)."})
+    temperature: float = field(default=0.1, metadata={"help": "Sampling temperature of every agent call (paper: ~0.1)."})
+    max_tokens: int = field(default=768, metadata={"help": "Maximum tokens per reply (private reasoning included)."})
+    max_words: int = field(
+        default=300, metadata={"help": "Word limit of the visible part of answers and reviews (paper: ~300)."})
+    max_reasks: int = field(
+        default=2, metadata={"help": "Re-asks of a step whose reply lacks its required part (paper: at most 2)."})
+    seed: int = field(default=0, metadata={"help": "Global seed; each call's seed derives from it, the item and the step."})
+
+    # Parameters that control the reward model
+    rm: str | None = field(default=None, metadata={"help": "Reward model path (turnwise rm train output); none = no RM."})
+    rm_device: str | None = field(default=None, metadata={"help": "Device of the RM (default: cuda if available, else cpu)."})
+    rm_reviewer: bool = field(
+        default=True, metadata={"help": "With an RM: it votes as one more reviewer (score >= rm_vote_threshold)."})
+    rm_vote_threshold: float = field(default=0.0, metadata={"help": "RM score at or above which its vote is positive."})
+    rm_filter_threshold: float | None = field(
+        default=None,
+        metadata={"help": "With an RM: keep only conversations whose minimum per-turn RM score is >= this."})
+
+    # Parameters that control the run
+    concurrency: int = field(default=8, metadata={"help": "Seeds grown at once."})
+    limit: int | None = field(default=None, metadata={"help": "Use only the first N seeds of the input."})
+    input_format: str | None = field(default=None, metadata={"help": "Input format (default: detected)."})
+    input_on_error: str = field(
+        default="skip", metadata={"help": "Invalid input rows: skip (counted) or fail.", "choices": ["skip", "fail"]})
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        if self.reviewers < 1:
+            raise ConfigError(f"reviewers: expected at least 1, got {self.reviewers}")
+        if self.rounds < 1:
+            raise ConfigError(f"rounds: expected at least 1, got {self.rounds}")
+        if self.max_words < 1:
+            raise ConfigError(f"max_words: expected at least 1, got {self.max_words}")
+        if self.max_reasks < 0:
+            raise ConfigError(f"max_reasks: expected 0 or more, got {self.max_reasks}")
+        _check_backends(self.backends, ("default", "candidate", "reviewer", "chairman"), ("reviewer_",))
+        for role in ("candidate", "chairman"):
+            if role not in self.backends and "default" not in self.backends:
+                raise ConfigError(f"backends: no '{role}' entry and no 'default' entry")
+        if self.review:
+            for i in range(1, self.reviewers + 1):
+                if not {f"reviewer_{i}", "reviewer", "default"} & set(self.backends):
+                    raise ConfigError(f"backends: no 'reviewer_{i}', 'reviewer' or 'default' entry")
+
+
+@dataclass
+class SediConfig:
+    r"""Configuration of `turnwise generate sedi` (SeDi-Instruct and its Self-Instruct baseline, PAPERS.md 3).
+
+    Parameters that control the mode:
+        mode: `self-instruct` (ROUGE-L < rouge_threshold against the pool, every kept pair kept) or `sedi`
+            (relaxed ROUGE-L threshold, batch-level diversity filter, RM feedback on the seed pool).
+    Parameters that control generation:
+        backends (roles generator, responder; `default` serves both), iterations, requests_per_iteration,
+        seed_examples, machine_examples, instructions_per_call, temperature, max_tokens, seed.
+    Parameters that control filtering:
+        rouge_threshold, sedi_rouge_threshold, min_words, max_words, batch_size, batch_similarity,
+        batch_threshold, open_batches.
+    Parameters that control the RM feedback (sedi mode):
+        rm, rm_device, rm_keep_threshold, retire_threshold, min_offspring, promote_threshold.
+
+    Open choices of the paper and the defaults taken here: the relaxed threshold is 0.85; a batch of
+    `batch_size` instructions admits a new one only if its similarity to every member is below
+    `batch_threshold`, up to `open_batches` batches are filled at once and an instruction that fits none
+    is dropped; the feedback signal is the RM score of the (instruction, response) pair.
+    """
+
+    mode: str = field(default="sedi", metadata={"help": "sedi or self-instruct (the baseline).",
+                                                "choices": list(SEDI_MODES)})
+    backends: dict = field(
+        default_factory=_default_backends,
+        metadata={"help": "Role -> backend spec: generator (writes instructions), responder (answers them); "
+                          "`default` serves both."})
+    iterations: int = field(default=4, metadata={"help": "Generation iterations (the RM feedback runs after each)."})
+    requests_per_iteration: int = field(default=8, metadata={"help": "Instruction-generation calls per iteration."})
+    seed_examples: int = field(default=6, metadata={"help": "Seed tasks shown in each generation prompt (paper: 6)."})
+    machine_examples: int = field(
+        default=2, metadata={"help": "Generated tasks shown in each prompt, once there are some (paper: 2)."})
+    instructions_per_call: int = field(default=8, metadata={"help": "New instructions asked for in one call."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of generation calls."})
+    response_temperature: float = field(default=0.2, metadata={"help": "Sampling temperature of response calls."})
+    max_tokens: int = field(default=512, metadata={"help": "Maximum tokens per reply."})
+    seed: int = field(default=0, metadata={"help": "Seed of example sampling and of every call."})
+
+    rouge_threshold: float = field(
+        default=0.7, metadata={"help": "self-instruct mode: drop an instruction whose ROUGE-L with the pool is >= this."})
+    sedi_rouge_threshold: float = field(
+        default=0.85, metadata={"help": "sedi mode: the relaxed ROUGE-L threshold against the pool."})
+    min_words: int = field(default=3, metadata={"help": "Drop instructions shorter than this many words."})
+    max_words: int = field(default=150, metadata={"help": "Drop instructions longer than this many words."})
+    batch_size: int = field(default=8, metadata={"help": "sedi mode: instructions per training batch."})
+    batch_similarity: str = field(
+        default="rouge", metadata={"help": "sedi mode: similarity inside a batch: rouge (ROUGE-L) or embedding "
+                                           "(MiniLM cosine).", "choices": list(BATCH_SIMILARITIES)})
+    batch_threshold: float = field(
+        default=0.5, metadata={"help": "sedi mode: an instruction joins a batch only if its similarity to every "
+                                       "member is below this."})
+    open_batches: int = field(default=4, metadata={"help": "sedi mode: batches filled at the same time."})
+
+    rm: str | None = field(default=None, metadata={"help": "Reward model path (sedi mode: the feedback signal)."})
+    rm_device: str | None = field(default=None, metadata={"help": "Device of the RM."})
+    rm_keep_threshold: float | None = field(
+        default=None, metadata={"help": "sedi mode: drop pairs whose RM score is below this (none = keep all)."})
+    retire_threshold: float = field(
+        default=0.0, metadata={"help": "sedi mode: retire a seed whose offspring's mean RM score is below this."})
+    min_offspring: int = field(
+        default=2, metadata={"help": "sedi mode: offspring scored before a seed can be retired."})
+    promote_threshold: float = field(
+        default=1.0, metadata={"help": "sedi mode: promote kept pairs scoring >= this into the seed pool."})
+
+    concurrency: int = field(default=8, metadata={"help": "Calls in flight at once."})
+    limit: int | None = field(default=None, metadata={"help": "Use only the first N seed tasks."})
+    input_format: str | None = field(default=None, metadata={"help": "Input format (default: detected)."})
+    input_on_error: str = field(
+        default="skip", metadata={"help": "Invalid input rows: skip (counted) or fail.", "choices": ["skip", "fail"]})
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        if self.mode not in SEDI_MODES:
+            raise ConfigError(f"mode: expected one of {', '.join(SEDI_MODES)}, got {self.mode!r}")
+        if self.batch_similarity not in BATCH_SIMILARITIES:
+            raise ConfigError(f"batch_similarity: expected one of {', '.join(BATCH_SIMILARITIES)}, "
+                              f"got {self.batch_similarity!r}")
+        for name in ("iterations", "requests_per_iteration", "seed_examples", "instructions_per_call", "batch_size",
+                     "open_batches", "min_words"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected at least 1, got {getattr(self, name)}")
+        if self.machine_examples < 0 or self.min_offspring < 0:
+            raise ConfigError("machine_examples, min_offspring: expected 0 or more")
+        if self.max_words < self.min_words:
+            raise ConfigError(f"max_words: expected >= min_words ({self.min_words}), got {self.max_words}")
+        for name in ("rouge_threshold", "sedi_rouge_threshold", "batch_threshold"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
+        _check_backends(self.backends, ("default", "generator", "responder"))
+        for role in ("generator", "responder"):
+            if role not in self.backends and "default" not in self.backends:
+                raise ConfigError(f"backends: no '{role}' entry and no 'default' entry")
+
+    @property
+    def pool_threshold(self) -> float:
+        """The ROUGE-L threshold against the pool in this mode."""
+        return self.rouge_threshold if self.mode == "self-instruct" else self.sedi_rouge_threshold

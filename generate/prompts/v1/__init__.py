@@ -1,0 +1,1 @@
+"""Generator prompt templates, version 1 (package data)."""

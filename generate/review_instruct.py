@@ -1,0 +1,148 @@
+"""Review-Instruct: a multi-turn conversation from one seed question by Ask-Respond-Review (PAPERS.md section 2)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Mapping
+
+from chat.backends.base import ChatBackend
+from chat.conversation import Conversation, Message
+from chat.errors import ConfigError
+from generate.agents import StepCaller, StepFailed, derive_seed
+from generate.config import ReviewInstructConfig
+from generate.prompts import PROMPT_VERSION
+from generate.review_steps import (ANSWER_MARKER, NEGATIVE, POSITIVE, QUESTION_MARKER, REVIEW_MARKER, Review,
+                                   breadth_or_depth, format_candidate_input, format_chairman_input,
+                                   format_reviewer_input, parse_candidate_output, parse_chairman_output,
+                                   parse_reviewer_output)
+from generate.reward import AsyncRewardScorer
+from generate.seeds import SeedPrompt
+
+#: Why a conversation was dropped (each is a summary counter `dropped_<reason>`).
+PARSE_FAILURE = "parse_failure"
+RM_FILTER = "rm_filter"
+DROP_REASONS = (PARSE_FAILURE, RM_FILTER)
+
+
+@dataclass
+class ReviewInstructBackends:
+    """The backend of each agent: the candidate, one per reviewer, the chairman."""
+
+    candidate: ChatBackend
+    reviewers: list[ChatBackend]
+    chairman: ChatBackend
+
+    @classmethod
+    def from_roles(cls, backends: Mapping[str, ChatBackend], reviewers: int) -> "ReviewInstructBackends":
+        """candidate / reviewer_i (else reviewer) / chairman from a role mapping, each falling back to `default`."""
+        def pick(*roles: str) -> ChatBackend:
+            for role in roles:
+                if role in backends:
+                    return backends[role]
+            raise ConfigError(f"backends: no entry for {' or '.join(roles)}")
+
+        return cls(pick("candidate", "default"),
+                   [pick(f"reviewer_{i}", "reviewer", "default") for i in range(1, reviewers + 1)],
+                   pick("chairman", "default"))
+
+    def names(self) -> dict[str, Any]:
+        return {"candidate": self.candidate.name, "reviewers": [r.name for r in self.reviewers],
+                "chairman": self.chairman.name}
+
+
+@dataclass
+class ConversationResult:
+    """The outcome of one seed: a kept conversation, or the reason it was dropped."""
+
+    seed_id: str
+    usage: dict[str, Any]
+    reasks: int
+    conversation: Conversation | None = None
+    reason: str | None = None
+    detail: str = ""
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def kept(self) -> bool:
+        return self.conversation is not None
+
+
+def review_conversation_id(seed_id: str) -> str:
+    """The id of the conversation grown from a seed."""
+    return f"review-{seed_id}"
+
+
+async def rm_review(rm: AsyncRewardScorer, history: list[Message], threshold: float) -> Review:
+    """The RM as a reviewer: its reward for the latest answer, positive at or above `threshold` (turnwise addition)."""
+    score = (await rm.score_turns(Conversation(list(history))))[-1]
+    vote = POSITIVE if score >= threshold else NEGATIVE
+    return Review("rm", f"reward model score {score:.3f} (threshold {threshold:g})", vote, score)
+
+
+async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstructBackends,
+                                       config: ReviewInstructConfig,
+                                       rm: AsyncRewardScorer | None = None) -> ConversationResult:
+    """Grow a seed question into an R-turn conversation (PAPERS.md section 2).
+
+    Each round: the Candidate answers the current question; each Reviewer critiques the answer
+    (usefulness, relevance, accuracy, depth, creativity) and votes, the RM too when it reviews; the
+    Chairman reads question, answer and reviews and asks the next question: breadth when most votes
+    are positive, depth otherwise. Only the visible part of each reply (after its marker) is passed
+    on. With an RM filter the conversation is kept only if its lowest per-turn reward passes.
+    """
+    words = config.max_words
+    step = StepCaller(config.temperature, config.max_tokens, derive_seed(config.seed, seed.id), config.max_reasks)
+    history: list[Message] = list(seed.messages)
+    questions = [seed.question]
+    rounds: list[dict[str, Any]] = []
+    next_question: str | None = None
+    try:
+        for r in range(1, config.rounds + 1):
+            answer, _ = await step.ask("candidate", backends.candidate, format_candidate_input(history, words),
+                                       partial(parse_candidate_output, max_words=words), f"candidate/{r}",
+                                       marker=ANSWER_MARKER)
+            history.append(Message("assistant", answer))
+            reviews: list[Review] = []
+            if config.review:
+                reviewer_request = format_reviewer_input(history[:-1], answer, words)
+                replies = await asyncio.gather(*(
+                    step.ask(f"reviewer_{i}", backend, reviewer_request,
+                             partial(parse_reviewer_output, reviewer=f"reviewer_{i}"), f"reviewer_{i}/{r}",
+                             marker=REVIEW_MARKER)
+                    for i, backend in enumerate(backends.reviewers, 1)))
+                reviews = [review for review, _ in replies]
+                if rm is not None and config.rm_reviewer:
+                    reviews.append(await rm_review(rm, history, config.rm_vote_threshold))
+            decision = breadth_or_depth([review.vote for review in reviews])
+            question = None
+            if r < config.rounds or config.ask_after_last_round:
+                question, _ = await step.ask(
+                    "chairman", backends.chairman, format_chairman_input(questions, answer, reviews, decision, words),
+                    partial(parse_chairman_output, questions=questions, max_words=words), f"chairman/{r}",
+                    marker=QUESTION_MARKER)
+            rounds.append({"round": r, "reviews": [review.to_dict() for review in reviews],
+                           "votes": [review.vote for review in reviews], "decision": decision,
+                           "next_question": question})
+            if r < config.rounds:
+                history.append(Message("user", question))
+                questions.append(question)
+            else:
+                next_question = question
+    except StepFailed as failed:
+        return ConversationResult(seed.id, step.usage.to_dict(), step.reasks, reason=failed.reason,
+                                  detail=failed.detail, rounds=rounds)
+    conversation = Conversation(history, id=review_conversation_id(seed.id))
+    meta: dict[str, Any] = {"source_id": seed.id, "generator": "review-instruct", "rounds": rounds,
+                            "next_question": next_question, "agents": backends.names(),
+                            "reviewers": len(backends.reviewers) if config.review else 0,
+                            "prompt_version": PROMPT_VERSION, "reasks": step.reasks, "usage": step.usage.to_dict()}
+    if rm is not None:
+        turn_scores = await rm.score_turns(conversation)
+        meta["rm_turn_scores"] = turn_scores
+        if config.rm_filter_threshold is not None and min(turn_scores) < config.rm_filter_threshold:
+            return ConversationResult(seed.id, step.usage.to_dict(), step.reasks, reason=RM_FILTER, rounds=rounds,
+                                      detail=f"lowest turn reward {min(turn_scores):.3f} < {config.rm_filter_threshold}")
+    conversation.meta = meta
+    return ConversationResult(seed.id, step.usage.to_dict(), step.reasks, conversation=conversation, rounds=rounds)

@@ -1,0 +1,144 @@
+"""`generate review-instruct` as a resumable job: seeds -> conversations in OUT, every outcome in OUT.seeds.jsonl.
+
+Files of a run on OUT:
+    OUT                  kept conversations, canonical `{id, messages, meta}` JSONL (per-round reviews, votes,
+                         breadth/depth decisions, RM scores and usage in meta).
+    OUT.seeds.jsonl      the runner's sink: one line per finished seed (kept, or dropped with its reason), so a
+                         resumed run redoes neither.
+    OUT.seeds.jsonl.summary.json / .errors.jsonl   the runner's summary (counters) and failed seeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chat.backends import aclose_backends, build_backends
+from chat.backends.base import UsageLedger
+from chat.runner import JsonlSink, RunSummary, encode_record, run_jobs
+from generate.config import ReviewInstructConfig
+from generate.registry import GENERATORS
+from generate.review_instruct import (ConversationResult, ReviewInstructBackends,
+                                      review_conversation_id, review_instruct_conversation)
+from generate.reward import AsyncRewardScorer, load_reward_model
+from generate.seeds import SeedPrompt, read_seed_records, seed_prompts
+
+
+def seed_log_path(output: str | Path) -> Path:
+    """`OUT.seeds.jsonl`: the outcome of every finished seed (the runner's sink)."""
+    return Path(f"{output}.seeds.jsonl")
+
+
+@dataclass
+class GenerateRunResult:
+    """What one generator run did; `counters` holds kept, dropped_<reason>, llm_calls, reasks and tokens."""
+
+    summary: RunSummary
+    output: Path
+    kept_total: int
+    counters: Counter
+
+    @property
+    def kept(self) -> int:
+        return self.counters["kept"]
+
+    def dropped(self) -> dict[str, int]:
+        return {key[len("dropped_"):]: value for key, value in sorted(self.counters.items())
+                if key.startswith("dropped_") and value}
+
+    def per_kept(self) -> dict[str, float] | None:
+        """LLM calls and tokens of this run (dropped items included) per kept record."""
+        if not self.kept:
+            return None
+        tokens = self.counters["prompt_tokens"] + self.counters["completion_tokens"]
+        return {"llm_calls": self.counters["llm_calls"] / self.kept, "tokens": tokens / self.kept}
+
+
+def count_usage(counters: Counter, usage: dict[str, Any]) -> None:
+    """Add one item's usage (`RoleUsage.to_dict()`) to the run counters."""
+    counters["llm_calls"] += int(usage.get("calls", 0))
+    if usage.get("cache_hits"):
+        counters["cache_hits"] += int(usage["cache_hits"])
+    counters["prompt_tokens"] += int(usage.get("prompt_tokens", 0))
+    counters["completion_tokens"] += int(usage.get("completion_tokens", 0))
+
+
+def count_result(counters: Counter, result: ConversationResult) -> None:
+    counters["kept" if result.kept else f"dropped_{result.reason}"] += 1
+    counters["reasks"] += result.reasks
+    count_usage(counters, result.usage)
+    for round_ in result.rounds:
+        if round_["decision"] in ("breadth", "depth"):
+            counters[f"decision_{round_['decision']}"] += 1
+
+
+def seed_outcome(result: ConversationResult) -> dict[str, Any]:
+    """The seed log line of one result."""
+    if result.conversation is not None:
+        return {"id": result.seed_id, "kept": True, "conversation_id": result.conversation.id, "usage": result.usage}
+    return {"id": result.seed_id, "kept": False, "dropped": result.reason, "detail": result.detail,
+            "rounds": result.rounds, "usage": result.usage}
+
+
+@GENERATORS.register("review-instruct", "Review-Instruct: Candidate / Reviewers / Chairman multi-turn synthesis "
+                                        "with the RM as reviewer and filter (PAPERS.md 2)")
+async def run_review_instruct_async(input_path: str | Path, output: str | Path, config: ReviewInstructConfig, *,
+                                    backends: ReviewInstructBackends | None = None, rm: Any = None,
+                                    progress: bool = True, handle_sigint: bool = True) -> GenerateRunResult:
+    """Grow one conversation per seed of `input_path` into `output` (see the module docstring).
+
+    `backends` overrides `config.backends` and `rm` (any object with score/score_turns) overrides
+    `config.rm` (tests pass scripted ones); what is built here is closed here.
+    """
+    output = Path(output)
+    counters: Counter = Counter()
+    ledger = UsageLedger()
+    seeds = seed_prompts(read_seed_records(input_path, format=config.input_format, on_error=config.input_on_error,
+                                           counters=counters), counters)
+    scorer = AsyncRewardScorer(rm) if rm is not None else (
+        AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
+    built: dict[str, Any] = {}
+    try:
+        built = build_backends(config.backends, ledger) if backends is None else {}
+        roles = backends or ReviewInstructBackends.from_roles(built, config.reviewers)
+        with JsonlSink(output) as kept_sink:
+            async def worker(seed: SeedPrompt) -> dict[str, Any]:
+                conversation_id = review_conversation_id(seed.id)
+                if conversation_id in kept_sink.finished_ids:   # kept by a run killed before it logged the seed
+                    return {"id": seed.id, "kept": True, "conversation_id": conversation_id}
+                result = await review_instruct_conversation(seed, roles, config, scorer)
+                count_result(counters, result)
+                if result.conversation is not None:
+                    kept_sink.append(conversation_id, encode_record(result.conversation.to_dict()))
+                return seed_outcome(result)
+
+            summary = await run_jobs(seeds, worker, seed_log_path(output), item_id=lambda seed: seed.id,
+                                     concurrency=config.concurrency, ledger=ledger if built else None,
+                                     counters=counters, description="generate review-instruct", progress=progress,
+                                     limit=config.limit, input_name=str(input_path), handle_sigint=handle_sigint)
+            kept_total = len(kept_sink.finished_ids)
+    finally:
+        if built:
+            await aclose_backends(built)
+    return GenerateRunResult(summary, output, kept_total, counters)
+
+
+def run_review_instruct(input_path: str | Path, output: str | Path, config: ReviewInstructConfig,
+                        **kwargs: Any) -> GenerateRunResult:
+    """Synchronous `run_review_instruct_async`."""
+    return asyncio.run(run_review_instruct_async(input_path, output, config, **kwargs))
+
+
+def format_generate_summary(result: GenerateRunResult, what: str) -> str:
+    """The generator-specific lines the CLI prints after the runner's summary."""
+    dropped = result.dropped()
+    lines = [f"{what} kept this run: {result.kept}; dropped: {sum(dropped.values())}"
+             + (f" ({', '.join(f'{reason} {count}' for reason, count in dropped.items())})" if dropped else "")]
+    cost = result.per_kept()
+    if cost is not None:
+        lines.append(f"per kept {what.rstrip('s')}: {cost['llm_calls']:.2f} LLM calls, {cost['tokens']:.0f} tokens")
+    lines.append(f"{result.kept_total} {what} in {result.output}")
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""The Review-Instruct agent steps as pure `format_*_input` / `parse_*_output` pairs (PAPERS.md section 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from chat.conversation import Message
+from generate.agents import ParseError, marked_section, normalized, word_count
+from generate.prompts import render
+
+#: Markers before the visible part of each role's reply (the private reasoning comes before them).
+ANSWER_MARKER = "ANSWER:"
+REVIEW_MARKER = "REVIEW:"
+VOTE_MARKER = "VOTE:"
+QUESTION_MARKER = "QUESTION:"
+#: Vote values; the chairman's decision values.
+POSITIVE, NEGATIVE = "positive", "negative"
+BREADTH, DEPTH, UNREVIEWED = "breadth", "depth", "unreviewed"
+
+
+@dataclass(frozen=True)
+class Review:
+    """One reviewer's visible critique and vote; `score` is set for the RM reviewer (its reward)."""
+
+    reviewer: str
+    text: str
+    vote: str
+    score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"reviewer": self.reviewer, "vote": self.vote, "text": self.text}
+        if self.score is not None:
+            row["score"] = self.score
+        return row
+
+
+# -- candidate: answers the current question -------------------------------------------------------
+
+def format_candidate_input(history: Sequence[Message], max_words: int) -> list[Message]:
+    """The conversation so far (ending with the current question) under the candidate's system prompt."""
+    messages = list(history)
+    system = messages.pop(0).content if messages and messages[0].role == "system" else None
+    prompt = render("candidate_system", max_words=max_words)
+    return [Message("system", f"{system}\n\n{prompt}" if system else prompt), *messages]
+
+
+def parse_candidate_output(text: str, max_words: int) -> str:
+    """The visible answer after "ANSWER:"; ParseError if it is missing or longer than `max_words` words."""
+    answer = marked_section(text, ANSWER_MARKER)
+    if word_count(answer) > max_words:
+        raise ParseError(f"the answer has {word_count(answer)} words, the limit is {max_words}")
+    return answer
+
+
+# -- reviewers: critique on five criteria and a vote -------------------------------------------------
+
+def format_reviewer_input(history: Sequence[Message], answer: str, max_words: int) -> list[Message]:
+    """Ask a reviewer to critique `answer` to the last question of `history` (usefulness, relevance,
+    accuracy, depth, creativity) and to vote positive or negative."""
+    *earlier, question = [m for m in history if m.role != "system"]
+    return [Message("system", render("reviewer_system", max_words=max_words)),
+            Message("user", render("reviewer", history=[m.to_dict() for m in earlier], question=question.content,
+                                   answer=answer))]
+
+
+def parse_reviewer_output(text: str, reviewer: str) -> Review:
+    """The visible critique after "REVIEW:" (up to "VOTE:") and the vote; ParseError if either is missing
+    or the vote is neither positive nor negative."""
+    review = marked_section(text, REVIEW_MARKER, until=(VOTE_MARKER,))
+    vote_text = marked_section(text, VOTE_MARKER)
+    words = vote_text.split()
+    vote = words[0].strip(".,;:!*_\"'").lower() if words else ""
+    if vote not in (POSITIVE, NEGATIVE):
+        raise ParseError(f'the vote must be "positive" or "negative", got {vote_text[:40]!r}')
+    return Review(reviewer, review, vote)
+
+
+def breadth_or_depth(votes: Sequence[str]) -> str:
+    """The chairman's direction (PAPERS.md section 2): breadth when most votes are positive, depth when
+    most are negative. A tie counts as depth: a split panel means the answer has weaknesses worth
+    probing. No votes at all (the no-review ablation) is `unreviewed`."""
+    if not votes:
+        return UNREVIEWED
+    positive = sum(vote == POSITIVE for vote in votes)
+    return BREADTH if positive > len(votes) - positive else DEPTH
+
+
+# -- chairman: asks the next question ----------------------------------------------------------------
+
+def format_chairman_input(questions: Sequence[str], answer: str, reviews: Sequence[Review], decision: str,
+                          max_words: int) -> list[Message]:
+    """The questions so far, the latest answer, the reviews (none in the no-review ablation) and the
+    direction the next question must take."""
+    return [Message("system", render("chairman_system", max_words=max_words)),
+            Message("user", render("chairman", questions=list(questions), answer=answer,
+                                   reviews=[review.to_dict() for review in reviews], decision=decision))]
+
+
+def parse_chairman_output(text: str, questions: Sequence[str], max_words: int) -> str:
+    """The next question after "QUESTION:"; ParseError if missing, too long, or a repeat of an earlier one."""
+    question = marked_section(text, QUESTION_MARKER)
+    if word_count(question) > max_words:
+        raise ParseError(f"the question has {word_count(question)} words, the limit is {max_words}")
+    if normalized(question) in {normalized(q) for q in questions}:
+        raise ParseError("the question repeats an earlier question")
+    return question
