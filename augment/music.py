@@ -10,7 +10,8 @@ from typing import Any
 from augment.config import MusicConfig
 from augment.prompts import PROMPT_VERSION
 from augment.seeds import Seed
-from augment.turns import MusicBackends, PairDropped, TurnWriter, build_pair, check_length, derive_seed
+from augment.turns import MusicBackends, PairDropped, TurnWriter, build_pair, check_length
+from chat.agents import derive_seed
 from chat.conversation import Message, PreferencePair
 
 

@@ -20,8 +20,8 @@ from augment.config import MusicConfig
 from augment.music import PairResult, music_pair_id, synthesize_pair
 from augment.seeds import Seed, read_seeds
 from augment.turns import DROP_REASONS, MusicBackends
-from chat.backends import aclose_backends, build_backends
-from chat.backends.base import UsageLedger
+from chat.agents import count_usage
+from chat.backends import configured_backends
 from chat.runner import JsonlSink, RunSummary, encode_record, run_jobs
 
 
@@ -66,13 +66,10 @@ async def run_music_async(input_path: str | Path, output: str | Path, config: Mu
     """
     output = Path(output)
     counters: Counter = Counter()
-    ledger = UsageLedger()
     # Opening the input detects its format, so a bad input fails before any model is loaded.
     seeds = read_seeds(input_path, config.seed_turns, format=config.input_format, on_error=config.input_on_error,
                        counters=counters)
-    built: dict[str, Any] = {}
-    try:
-        built = build_backends(config.backends, ledger) if backends is None else {}
+    async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or MusicBackends.from_roles(built)
         with JsonlSink(output) as kept_sink:
             async def worker(seed: Seed) -> dict[str, Any]:
@@ -86,13 +83,10 @@ async def run_music_async(input_path: str | Path, output: str | Path, config: Mu
                 return seed_outcome(result)
 
             summary = await run_jobs(seeds, worker, seed_log_path(output), item_id=lambda seed: seed.id,
-                                     concurrency=config.concurrency, ledger=ledger if built else None,
+                                     concurrency=config.concurrency, ledger=ledger,
                                      counters=counters, description="augment music", progress=progress,
                                      limit=config.limit, input_name=str(input_path), handle_sigint=handle_sigint)
             kept_total = len(kept_sink.finished_ids)
-    finally:
-        if built:
-            await aclose_backends(built)
     return MusicRunResult(summary, output, kept_total, counters)
 
 
@@ -103,11 +97,7 @@ def run_music(input_path: str | Path, output: str | Path, config: MusicConfig, *
 
 def count_result(counters: Counter, result: PairResult) -> None:
     counters["kept" if result.kept else f"dropped_{result.reason}"] += 1
-    counters["llm_calls"] += int(result.usage.get("calls", 0))
-    if result.usage.get("cache_hits"):
-        counters["cache_hits"] += int(result.usage["cache_hits"])
-    counters["prompt_tokens"] += int(result.usage.get("prompt_tokens", 0))
-    counters["completion_tokens"] += int(result.usage.get("completion_tokens", 0))
+    count_usage(counters, result.usage)
 
 
 def seed_outcome(result: PairResult) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from augment.prompts import render
+from chat.agents import ParseError, reask_messages
 from chat.conversation import Message
 
 #: Speaker labels a simulator may write when it plays the wrong role or several turns at once.
@@ -22,10 +23,6 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _SWAP_LABEL = re.compile(r"swapped[ _]instruction\s*[\"']?\s*[:=]\s*(.+)", re.IGNORECASE)
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _REASON_LABEL = re.compile(r"reason\s*[\"']?\s*[:=]\s*(.+)", re.IGNORECASE)
-
-
-class ParseError(ValueError):
-    """A reply that cannot be used as the step's output; triggers a bounded re-ask."""
 
 
 class RoleBreak(ValueError):
@@ -79,7 +76,7 @@ def format_contrast_input(history: Sequence[Message]) -> list[Message]:
 
 def format_contrast_reask(request: Sequence[Message], reply: str, error: ParseError) -> list[Message]:
     """The same request followed by the unusable reply and a note saying what was wrong with it."""
-    return [*request, Message("assistant", reply), Message("user", render("contrast_reask", error=str(error)))]
+    return reask_messages(request, reply, render("contrast_reask", error=str(error)))
 
 
 def parse_contrast_output(text: str, original_instruction: str) -> Swap:

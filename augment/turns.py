@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from augment.config import MusicConfig
-from augment.steps import (TURN_STOPS, ParseError, RoleBreak, Swap, format_assistant_input, format_contrast_input,
+from augment.steps import (TURN_STOPS, RoleBreak, Swap, format_assistant_input, format_contrast_input,
                            format_contrast_reask, format_contrastive_assistant_input, format_user_simulator_input,
                            normalized, parse_assistant_output, parse_contrast_output,
                            parse_contrastive_assistant_output, parse_user_simulator_output)
+from chat.agents import StepCaller
 from chat.backends.base import ChatBackend, Completion
 from chat.conversation import Message, PreferencePair, ValidationError
 from chat.errors import ConfigError
@@ -55,36 +55,6 @@ class MusicBackends:
         return {"user": self.user.name, "assistant": self.assistant.name, "contrast": self.contrast.name}
 
 
-@dataclass
-class PairUsage:
-    """LLM calls and tokens spent on one pair, by step role; cached replies count as cache hits only."""
-
-    by_role: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
-
-    def count(self, role: str, completion: Completion) -> None:
-        entry = self.by_role.setdefault(role, dict.fromkeys(self.KEYS, 0))
-        if completion.cached:
-            entry["cache_hits"] += 1
-            return
-        entry["calls"] += 1
-        entry["prompt_tokens"] += int(completion.usage.get("prompt_tokens", 0))
-        entry["completion_tokens"] += int(completion.usage.get("completion_tokens", 0))
-
-    def total(self) -> dict[str, int]:
-        return {key: sum(entry[key] for entry in self.by_role.values()) for key in self.KEYS}
-
-    def to_dict(self) -> dict[str, object]:
-        return {**self.total(), "by_role": {role: dict(entry) for role, entry in sorted(self.by_role.items())}}
-
-
-def derive_seed(base: int | str, label: str) -> int:
-    """A 31-bit seed from a base seed and a label (item id, or step/branch/turn/attempt)."""
-    digest = hashlib.sha256(f"{base}/{label}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
 class TurnWriter:
     """Runs the MUSIC steps of one pair against the backends: one call per turn, bounded re-asks for
     the contrastive step, and the per-turn filters (empty, truncated, wrong speaker) as PairDropped."""
@@ -92,19 +62,19 @@ class TurnWriter:
     def __init__(self, backends: MusicBackends, config: MusicConfig, item_seed: int):
         self.backends = backends
         self.config = config
-        self.item_seed = item_seed
-        self.usage = PairUsage()
+        self.step = StepCaller(config.temperature, config.max_tokens, item_seed, config.max_reasks)
+        self.usage = self.step.usage
 
     async def user_turn(self, history: Sequence[Message], turn: int, branch: str) -> Message:
         """The simulated user's turn `turn`, written from this branch's own history."""
-        completion = await self._call("user", self.backends.user, format_user_simulator_input(history),
-                                      f"user/{branch}/{turn}", stop=TURN_STOPS)
+        completion = await self.step.call("user", self.backends.user, format_user_simulator_input(history),
+                                           f"user/{branch}/{turn}", stop=TURN_STOPS)
         return Message("user", self._turn_text(completion, parse_user_simulator_output, f"user turn {turn} ({branch})"))
 
     async def assistant_turn(self, history: Sequence[Message], turn: int, branch: str) -> Message:
         """A normal assistant answer to the branch's latest user turn."""
-        completion = await self._call("assistant", self.backends.assistant, format_assistant_input(history),
-                                      f"assistant/{branch}/{turn}", stop=TURN_STOPS)
+        completion = await self.step.call("assistant", self.backends.assistant, format_assistant_input(history),
+                                           f"assistant/{branch}/{turn}", stop=TURN_STOPS)
         return Message("assistant", self._turn_text(completion, parse_assistant_output,
                                                     f"assistant turn {turn} ({branch})"))
 
@@ -113,33 +83,23 @@ class TurnWriter:
         re-asked at most `config.max_reasks` times when the reply cannot be parsed."""
         original = history[-1].content
         request = format_contrast_input(history)
-        for attempt in range(self.config.max_reasks + 1):
-            completion = await self._call("contrast", self.backends.contrast, request,
-                                          f"contrast/{turn}/{attempt}", json=True)
-            try:
-                return parse_contrast_output(completion.text, original)
-            except ParseError as error:
-                last_error = error
-                request = format_contrast_reask(format_contrast_input(history), completion.text, error)
-        raise PairDropped(PARSE_FAILURE, f"contrastive step at turn {turn}: {last_error} "
-                                         f"(after {self.config.max_reasks} re-asks)")
+        result = await self.step.ask("contrast", self.backends.contrast, request,
+                                     lambda text: parse_contrast_output(text, original), f"contrast/{turn}",
+                                     lambda _sent, reply, error: format_contrast_reask(request, reply, error),
+                                     json=True)
+        if not result.parsed:
+            raise PairDropped(PARSE_FAILURE, f"contrastive step at turn {turn}: {result.errors[-1]} "
+                                             f"(after {self.config.max_reasks} re-asks)")
+        return result.value
 
     async def contrastive_turn(self, history: Sequence[Message], turn: int) -> tuple[Message, Swap]:
         """The rejected branch's answer at a contrast turn: the swapped instruction answered well."""
         swap = await self.swapped_instruction(history, turn)
-        completion = await self._call("contrast", self.backends.contrast,
-                                      format_contrastive_assistant_input(history, swap),
-                                      f"contrastive_assistant/{turn}", stop=TURN_STOPS)
+        completion = await self.step.call("contrast", self.backends.contrast,
+                                          format_contrastive_assistant_input(history, swap),
+                                          f"contrastive_assistant/{turn}", stop=TURN_STOPS)
         text = self._turn_text(completion, parse_contrastive_assistant_output, f"contrastive assistant turn {turn}")
         return Message("assistant", text), swap
-
-    async def _call(self, role: str, backend: ChatBackend, messages: list[Message], label: str, *,
-                    stop: Sequence[str] | None = None, json: bool = False) -> Completion:
-        completion = await backend.chat(messages, temperature=self.config.temperature,
-                                        max_tokens=self.config.max_tokens, stop=list(stop) if stop else None,
-                                        seed=derive_seed(self.item_seed, label), json=json)
-        self.usage.count(role, completion)
-        return completion
 
     def _turn_text(self, completion: Completion, parse: Callable[[str], str], where: str) -> str:
         if completion.finish_reason == "length" and self.config.drop_truncated:

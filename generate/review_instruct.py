@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Mapping
 
+from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
-from generate.agents import StepCaller, StepFailed, derive_seed
+from generate.agents import StepFailed, ask_marked
 from generate.config import ReviewInstructConfig
 from generate.prompts import PROMPT_VERSION
 from generate.review_steps import (ANSWER_MARKER, NEGATIVE, POSITIVE, QUESTION_MARKER, REVIEW_MARKER, Review,
@@ -100,26 +101,26 @@ async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstruc
     next_question: str | None = None
     try:
         for r in range(1, config.rounds + 1):
-            answer, _ = await step.ask("candidate", backends.candidate, format_candidate_input(history, words),
-                                       partial(parse_candidate_output, max_words=words), f"candidate/{r}",
-                                       marker=ANSWER_MARKER)
+            answer = await ask_marked(step, "candidate", backends.candidate, format_candidate_input(history, words),
+                                      partial(parse_candidate_output, max_words=words), f"candidate/{r}",
+                                      marker=ANSWER_MARKER)
             history.append(Message("assistant", answer))
             reviews: list[Review] = []
             if config.review:
                 reviewer_request = format_reviewer_input(history[:-1], answer, words)
-                replies = await asyncio.gather(*(
-                    step.ask(f"reviewer_{i}", backend, reviewer_request,
-                             partial(parse_reviewer_output, reviewer=f"reviewer_{i}"), f"reviewer_{i}/{r}",
-                             marker=REVIEW_MARKER)
-                    for i, backend in enumerate(backends.reviewers, 1)))
-                reviews = [review for review, _ in replies]
+                reviews = list(await asyncio.gather(*(
+                    ask_marked(step, f"reviewer_{i}", backend, reviewer_request,
+                               partial(parse_reviewer_output, reviewer=f"reviewer_{i}"), f"reviewer_{i}/{r}",
+                               marker=REVIEW_MARKER)
+                    for i, backend in enumerate(backends.reviewers, 1))))
                 if rm is not None and config.rm_reviewer:
                     reviews.append(await rm_review(rm, history, config.rm_vote_threshold))
             decision = breadth_or_depth([review.vote for review in reviews])
             question = None
             if r < config.rounds or config.ask_after_last_round:
-                question, _ = await step.ask(
-                    "chairman", backends.chairman, format_chairman_input(questions, answer, reviews, decision, words),
+                question = await ask_marked(
+                    step, "chairman", backends.chairman,
+                    format_chairman_input(questions, answer, reviews, decision, words),
                     partial(parse_chairman_output, questions=questions, max_words=words), f"chairman/{r}",
                     marker=QUESTION_MARKER)
             rounds.append({"round": r, "reviews": [review.to_dict() for review in reviews],

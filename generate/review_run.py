@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chat.backends import aclose_backends, build_backends
-from chat.backends.base import UsageLedger
+from chat.agents import count_usage
+from chat.backends import configured_backends
 from chat.runner import JsonlSink, RunSummary, encode_record, run_jobs
 from generate.config import ReviewInstructConfig
 from generate.registry import GENERATORS
@@ -57,15 +57,6 @@ class GenerateRunResult:
         return {"llm_calls": self.counters["llm_calls"] / self.kept, "tokens": tokens / self.kept}
 
 
-def count_usage(counters: Counter, usage: dict[str, Any]) -> None:
-    """Add one item's usage (`RoleUsage.to_dict()`) to the run counters."""
-    counters["llm_calls"] += int(usage.get("calls", 0))
-    if usage.get("cache_hits"):
-        counters["cache_hits"] += int(usage["cache_hits"])
-    counters["prompt_tokens"] += int(usage.get("prompt_tokens", 0))
-    counters["completion_tokens"] += int(usage.get("completion_tokens", 0))
-
-
 def count_result(counters: Counter, result: ConversationResult) -> None:
     counters["kept" if result.kept else f"dropped_{result.reason}"] += 1
     counters["reasks"] += result.reasks
@@ -95,14 +86,11 @@ async def run_review_instruct_async(input_path: str | Path, output: str | Path, 
     """
     output = Path(output)
     counters: Counter = Counter()
-    ledger = UsageLedger()
     seeds = seed_prompts(read_seed_records(input_path, format=config.input_format, on_error=config.input_on_error,
                                            counters=counters), counters)
     scorer = AsyncRewardScorer(rm) if rm is not None else (
         AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
-    built: dict[str, Any] = {}
-    try:
-        built = build_backends(config.backends, ledger) if backends is None else {}
+    async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or ReviewInstructBackends.from_roles(built, config.reviewers)
         with JsonlSink(output) as kept_sink:
             async def worker(seed: SeedPrompt) -> dict[str, Any]:
@@ -116,13 +104,10 @@ async def run_review_instruct_async(input_path: str | Path, output: str | Path, 
                 return seed_outcome(result)
 
             summary = await run_jobs(seeds, worker, seed_log_path(output), item_id=lambda seed: seed.id,
-                                     concurrency=config.concurrency, ledger=ledger if built else None,
+                                     concurrency=config.concurrency, ledger=ledger,
                                      counters=counters, description="generate review-instruct", progress=progress,
                                      limit=config.limit, input_name=str(input_path), handle_sigint=handle_sigint)
             kept_total = len(kept_sink.finished_ids)
-    finally:
-        if built:
-            await aclose_backends(built)
     return GenerateRunResult(summary, output, kept_total, counters)
 
 

@@ -20,17 +20,17 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from chat.backends import aclose_backends, build_backends
-from chat.backends.base import ChatBackend, UsageLedger
+from chat.agents import ParseError, RoleUsage, count_usage, derive_seed
+from chat.backends import configured_backends
+from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.runner import JsonlSink, encode_record, read_records, run_jobs
-from generate.agents import ParseError, RoleUsage, derive_seed
 from generate.config import SediConfig
 from generate.diversity import BatchAssembler, MiniLMEmbedder
 from generate.prompts import PROMPT_VERSION
 from generate.registry import GENERATORS
-from generate.review_run import GenerateRunResult, count_usage
+from generate.review_run import GenerateRunResult
 from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.rouge import RougePool
 from generate.sedi_steps import (format_generation_input, format_response_input, generation_stop,
@@ -311,10 +311,7 @@ async def run_sedi_async(input_path: str | Path, output: str | Path, config: Sed
     for task in tasks:
         state.pool.add(task.instruction, task.id)
     restore_state(state, output, config, embedder if sedi and config.batch_similarity == "embedding" else None)
-    ledger = UsageLedger()
-    built: dict[str, Any] = {}
-    try:
-        built = build_backends(config.backends, ledger) if backends is None else {}
+    async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         sedi_run = SediRun(state, backends or SediBackends.from_roles(built), config, scorer, embedder, counters)
         with JsonlSink(output) as kept_sink:
             async def worker(item: dict[str, Any]) -> dict[str, Any]:
@@ -326,13 +323,10 @@ async def run_sedi_async(input_path: str | Path, output: str | Path, config: Sed
 
             items = [{"id": f"iteration-{number}", "iteration": number} for number in range(config.iterations)]
             summary = await run_jobs(items, worker, iteration_log_path(output), concurrency=1,
-                                     ledger=ledger if built else None, counters=counters,
+                                     ledger=ledger, counters=counters,
                                      description=f"generate sedi ({config.mode})", progress=progress,
                                      input_name=str(input_path), handle_sigint=handle_sigint)
             kept_total = len(kept_sink.finished_ids)
-    finally:
-        if built:
-            await aclose_backends(built)
     return GenerateRunResult(summary, output, kept_total, counters)
 
 

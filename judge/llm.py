@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from chat.backends.base import ChatBackend
+from chat.agents import AskResult, ask_until_parsed, reask_messages
+from chat.backends.base import ChatBackend, Completion
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from judge.base import JUDGES, SWAP, Grade, Verdict, combine_orders, judged_reply_length, through_turn
 from judge.config import JudgeConfig
-from judge.parsing import VerdictParseError, parse_pairwise_verdict, parse_rating
+from judge.parsing import parse_pairwise_verdict, parse_rating
 from judge.templates import DEFAULT_PROMPT_VERSION, numbered_messages, render
 
 logger = logging.getLogger(__name__)
@@ -82,36 +83,19 @@ def format_reask(kind: str, version: str = DEFAULT_PROMPT_VERSION) -> str:
     return render(version, f"{kind}_reask")
 
 
-@dataclass
-class AskResult:
-    """A parsed value (None when every attempt was unreadable) and the raw replies, first to last."""
-
-    value: Any
-    replies: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def reasks(self) -> int:
-        return max(len(self.replies) - 1, 0)
-
-
 async def ask_with_reasks(backend: ChatBackend, messages: list[Message], parse: Callable[[str], Any], reask: str, *,
                           max_reasks: int = 1, max_tokens: int = 512, temperature: float = 0.0,
                           seed: int | None = 0) -> AskResult:
-    """Ask, parse; on VerdictParseError show the judge its reply and `reask`, at most `max_reasks` times."""
-    result = AskResult(None)
-    conversation = list(messages)
-    for attempt in range(max_reasks + 1):
-        completion = await backend.chat(conversation, temperature=temperature, max_tokens=max_tokens, seed=seed)
-        result.replies.append(completion.text)
-        try:
-            result.value = parse(completion.text)
-            return result
-        except VerdictParseError as exc:
-            result.errors.append(str(exc))
-        if attempt < max_reasks:
-            conversation = [*conversation, Message("assistant", completion.text or "(no reply)"), Message("user", reask)]
-    logger.debug("unparseable after %d attempts: %s", len(result.replies), result.errors[-1])
+    """Ask, parse; on VerdictParseError show the judge the whole exchange so far, its reply and `reask`,
+    at most `max_reasks` times, every attempt with the same seed. Unparseable stays None, never guessed."""
+    async def send(conversation: list[Message], attempt: int) -> Completion:
+        return await backend.chat(conversation, temperature=temperature, max_tokens=max_tokens, seed=seed)
+
+    result = await ask_until_parsed(send, messages, parse,
+                                    lambda sent, reply, error: reask_messages(sent, reply or "(no reply)", reask),
+                                    max_reasks=max_reasks)
+    if not result.parsed:
+        logger.debug("unparseable after %d attempts: %s", len(result.replies), result.errors[-1])
     return result
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from chat.agents import ParseError
+
 #: Bracketed pairwise verdicts; [[C]] is FastChat's tie.
 _PAIRWISE_TAG = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE)
 #: Bracketed ratings, optionally preceded by "Rating:".
@@ -13,7 +15,7 @@ _JSON_OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
 _WINNER_NAMES = {"a": "A", "b": "B", "c": "tie", "tie": "tie"}
 
 
-class VerdictParseError(ValueError):
+class VerdictParseError(ParseError):
     """The reply holds no readable verdict (or contradictory ones): triggers a bounded re-ask."""
 
 

@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from chat.conversation import Conversation
 from chat.errors import ConfigError
+from chat.prompts import PromptSet, prompt_directories
 
-PROMPTS_DIR = Path(__file__).parent / "prompts"
+PROMPTS_PACKAGE = "judge.prompts"
 DEFAULT_PROMPT_VERSION = "v1"
 
 
 def prompt_versions() -> list[str]:
-    return sorted(p.name for p in PROMPTS_DIR.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    return prompt_directories(PROMPTS_PACKAGE)
 
 
 @lru_cache(maxsize=None)
-def _environment(version: str) -> jinja2.Environment:
-    directory = PROMPTS_DIR / version
-    if not directory.is_dir():
+def prompt_set(version: str) -> PromptSet:
+    """The judge templates of prompt version `version` (a directory of judge/prompts/)."""
+    if version not in prompt_versions():
         raise ConfigError(f"prompt_version: unknown judge prompt version {version!r} (known: {', '.join(prompt_versions())})")
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, autoescape=False)
+    return PromptSet(PROMPTS_PACKAGE, version)
 
 
 def render(version: str, name: str, **values: Any) -> str:
     """The template `name` (without .jinja) of prompt version `version`, rendered and stripped."""
-    return _environment(version).get_template(f"{name}.jinja").render(**values).strip()
+    return prompt_set(version).render(name, **values)
 
 
 def numbered_messages(conversation: Conversation) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import importlib.util
 
 from chat.backends.base import BACKENDS, BackendSpec, ChatBackend, Completion, Usage, UsageLedger, as_dicts
 from chat.backends.cache import CachedBackend, ResponseCache, default_cache_path, request_key
-from chat.backends.factory import aclose_backends, build_backend, build_backends
+from chat.backends.factory import aclose_backends, build_backend, build_backends, configured_backends
 from chat.backends.openai_backend import OpenAIBackend  # registers the "openai" kind
 from chat.backends.retry import RetryingBackend
 from chat.backends.scripted import RecordedRequest, ScriptedBackend, ScriptExhausted  # registers "scripted"
@@ -21,5 +21,5 @@ __all__ = [
     "BACKENDS", "BackendSpec", "CachedBackend", "ChatBackend", "Completion", "ConcurrencyLimitedBackend",
     "OpenAIBackend", "RecordedRequest", "ResponseCache", "RetryingBackend", "ScriptExhausted", "ScriptedBackend",
     "Usage", "UsageLedger", "UsageRecordingBackend", "aclose_backends", "as_dicts", "build_backend",
-    "build_backends", "default_cache_path", "request_key",
+    "build_backends", "configured_backends", "default_cache_path", "request_key",
 ]

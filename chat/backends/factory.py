@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 from chat.backends.base import BACKENDS, BackendSpec, ChatBackend, UsageLedger
 from chat.backends.cache import CachedBackend, ResponseCache, default_cache_path
@@ -73,6 +74,21 @@ async def aclose_backends(backends: Mapping[str, ChatBackend]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+@asynccontextmanager
+async def configured_backends(section: Mapping[str, Any], *,
+                              build: bool = True) -> AsyncIterator[tuple[dict[str, ChatBackend], UsageLedger | None]]:
+    """A run's backends: one per role of its `backends:` section, sharing a new ledger, closed on exit.
+    With `build` False (the caller passes its own backends, as tests do) nothing is built: `({}, None)`."""
+    ledger = UsageLedger()
+    built: dict[str, ChatBackend] = {}
+    try:
+        built = build_backends(section, ledger) if build else {}
+        yield built, ledger if built else None
+    finally:
+        if built:
+            await aclose_backends(built)
 
 
 def _check_spec(spec: BackendSpec, backend_class: type, where: str) -> None:

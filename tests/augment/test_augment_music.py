@@ -12,7 +12,7 @@ from augment.music import draw_divergence_turn, music_pair_id, synthesize_pair
 from augment.prompts import PROMPT_VERSION
 from augment.seeds import Seed
 from augment.steps import TURN_STOPS
-from augment.turns import derive_seed
+from chat.agents import derive_seed
 from chat.backends.base import Completion
 from chat.conversation import Message
 

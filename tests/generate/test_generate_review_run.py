@@ -72,10 +72,10 @@ def test_seeds_from_self_instruct_mt_bench_and_plain_text(tmp_path, shared_data)
 
 
 def test_cli_runs_with_configured_backends_and_exports_sharegpt(tmp_path, monkeypatch):
-    import generate.review_run as review_run
+    import chat.backends.factory as factory
     from chat.backends.scripted import ScriptedBackend
 
-    monkeypatch.setattr(review_run, "build_backends", lambda section, ledger: {"default": ScriptedBackend(FakeAgents())})
+    monkeypatch.setattr(factory, "build_backends", lambda section, ledger: {"default": ScriptedBackend(FakeAgents())})
     source = alpaca_seeds(tmp_path / "seeds.jsonl", 2)
     code = main(["generate", "review-instruct", "--seeds", str(source), "-o", str(tmp_path / "out.jsonl"),
                  "--rounds", "1", "--reviewers", "1", "--sharegpt", str(tmp_path / "share.jsonl")])
