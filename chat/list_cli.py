@@ -12,7 +12,7 @@ REGISTRY_MODULES = {
     "backends": ("chat.backends",),
     "formats": ("chat.formats",),
     "judges": ("judge.llm", "judge.rm_judge"),
-    "generators": ("generate.review_run", "generate.sedi"),
+    "generators": ("generate.review_run", "generate.sedi", "generate.coevol_run", "generate.mimg_run"),
 }
 
 

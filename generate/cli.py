@@ -12,7 +12,7 @@ from chat.runner import format_summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = add_group(subparsers, "generate", "RM-guided data generation: Review-Instruct, SeDi-Instruct, stats")
+    group = add_group(subparsers, "generate", "RM-guided data generation: Review-Instruct, SeDi-Instruct, CoEvol, MIMG, stats")
     for add_subcommand in SUBCOMMANDS:
         add_subcommand(group)
 
@@ -64,8 +64,41 @@ def add_stats(group: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=stats_command)
 
 
+def add_coevol(group: argparse._SubParsersAction) -> None:
+    from generate.coevol_config import CoevolConfig
+
+    parser = group.add_parser(
+        "coevol", help="refine the responses of instruction data by debate, advice, edit and judgement (CoEvol)",
+        description="CoEvol (arXiv 2406.07054, PAPERS.md 4). One refined conversation per input goes to OUT "
+                    "(iterations, suggestions, verdicts, RM scores before/after and usage in meta.coevol); "
+                    "OUT.summary.json adds the acceptance rate per iteration and the RM score delta distribution. "
+                    "Rerunning the same command resumes.")
+    parser.add_argument("--input", required=True, metavar="D",
+                        help="instruction data: Alpaca, ShareGPT, canonical conversations (pairs: the chosen side)")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output .jsonl")
+    add_dataclass_arguments(parser, CoevolConfig)
+    parser.set_defaults(func=coevol_command)
+
+
+def add_mimg(group: argparse._SubParsersAction) -> None:
+    from generate.mimg_config import MimgConfig
+
+    parser = group.add_parser(
+        "mimg", help="multi-hop long-context QA generation from documents (MIMG / LongMIT)",
+        description="MIMG (arXiv 2409.01893, PAPERS.md 5). Training records {prompt, answer, hops, source_qa_ids, "
+                    "doc_ids, rationale} go to OUT, the single-hop QAs to OUT.qas.jsonl, the merge chains to "
+                    "OUT.chains.jsonl, pass rates and the hop distribution to OUT.summary.json. Rerunning the same "
+                    "command resumes.")
+    parser.add_argument("--docs", required=True, nargs="+", metavar="D",
+                        help="documents: {id, content} JSONL (e.g. the LongMIT corpus), .txt files, HotpotQA rows "
+                             "(their context paragraphs)")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output .jsonl")
+    add_dataclass_arguments(parser, MimgConfig)
+    parser.set_defaults(func=mimg_command)
+
+
 #: Subcommands of `turnwise generate`, in --help order (later generators append theirs).
-SUBCOMMANDS = [add_review_instruct, add_sedi, add_stats]
+SUBCOMMANDS = [add_review_instruct, add_sedi, add_coevol, add_mimg, add_stats]
 
 
 def review_instruct_command(args: argparse.Namespace) -> int:
@@ -93,6 +126,28 @@ def sedi_command(args: argparse.Namespace) -> int:
     if args.alpaca:
         print(f"{export_file(args.output, args.alpaca, 'alpaca')} pairs -> {args.alpaca} (Alpaca)")
     return result.summary.exit_code
+
+
+def coevol_command(args: argparse.Namespace) -> int:
+    from generate.coevol_config import CoevolConfig
+    from generate.coevol_run import coevol_report, format_coevol_report, run_coevol
+
+    result = run_coevol(args.input, args.output, config_from_args(CoevolConfig, args))
+    print(format_summary(result.summary))
+    print(format_coevol_report(coevol_report(args.output)))
+    return result.summary.exit_code
+
+
+def mimg_command(args: argparse.Namespace) -> int:
+    from generate.mimg_config import MimgConfig
+    from generate.mimg_run import format_mimg_report, run_mimg
+
+    result = run_mimg(args.docs, args.output, config_from_args(MimgConfig, args))
+    print(format_summary(result.single_hop))
+    if result.multi_hop is not None:
+        print(format_summary(result.multi_hop))
+    print(format_mimg_report(result.report))
+    return result.exit_code
 
 
 def stats_command(args: argparse.Namespace) -> int:

@@ -13,11 +13,13 @@ SEDI_MODES = ("sedi", "self-instruct")
 BATCH_SIMILARITIES = ("rouge", "embedding")
 
 
-def _default_backends() -> dict[str, Any]:
+def default_backends() -> dict[str, Any]:
+    """Every role on the embedded local model unless the config names backends."""
     return {"default": {"kind": "local", "model": "embedded"}}
 
 
-def _check_backends(backends: Any, known: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> None:
+def check_backend_roles(backends: Any, known: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> None:
+    """Reject a `backends:` mapping that is empty or names roles the generator does not have."""
     if not isinstance(backends, dict) or not backends:
         raise ConfigError("backends: expected a mapping of role -> backend spec")
     unknown = sorted(str(role) for role in backends
@@ -28,7 +30,8 @@ def _check_backends(backends: Any, known: tuple[str, ...], prefixes: tuple[str, 
                           + (f", {', '.join(p + 'N' for p in prefixes)}" if prefixes else "") + ")")
 
 
-def _check_common(config: Any) -> None:
+def check_common_fields(config: Any) -> None:
+    """Validate the sampling, concurrency and input fields every generator config shares."""
     if config.max_tokens < 1:
         raise ConfigError(f"max_tokens: expected at least 1, got {config.max_tokens}")
     if config.temperature < 0:
@@ -62,7 +65,7 @@ class ReviewInstructConfig:
 
     # Parameters that control the agents
     backends: dict = field(
-        default_factory=_default_backends,
+        default_factory=default_backends,
         metadata={"help": "Role -> backend spec: candidate, reviewer or reviewer_1..N, chairman; `default` serves "
                           "every role without its own entry."})
     reviewers: int = field(default=3, metadata={"help": "N: LLM reviewers per round (1 = the one-reviewer ablation)."})
@@ -99,7 +102,7 @@ class ReviewInstructConfig:
         default="skip", metadata={"help": "Invalid input rows: skip (counted) or fail.", "choices": ["skip", "fail"]})
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        check_common_fields(self)
         if self.reviewers < 1:
             raise ConfigError(f"reviewers: expected at least 1, got {self.reviewers}")
         if self.rounds < 1:
@@ -108,7 +111,7 @@ class ReviewInstructConfig:
             raise ConfigError(f"max_words: expected at least 1, got {self.max_words}")
         if self.max_reasks < 0:
             raise ConfigError(f"max_reasks: expected 0 or more, got {self.max_reasks}")
-        _check_backends(self.backends, ("default", "candidate", "reviewer", "chairman"), ("reviewer_",))
+        check_backend_roles(self.backends, ("default", "candidate", "reviewer", "chairman"), ("reviewer_",))
         for role in ("candidate", "chairman"):
             if role not in self.backends and "default" not in self.backends:
                 raise ConfigError(f"backends: no '{role}' entry and no 'default' entry")
@@ -143,7 +146,7 @@ class SediConfig:
     mode: str = field(default="sedi", metadata={"help": "sedi or self-instruct (the baseline).",
                                                 "choices": list(SEDI_MODES)})
     backends: dict = field(
-        default_factory=_default_backends,
+        default_factory=default_backends,
         metadata={"help": "Role -> backend spec: generator (writes instructions), responder (answers them); "
                           "`default` serves both."})
     iterations: int = field(default=4, metadata={"help": "Generation iterations (the RM feedback runs after each)."})
@@ -190,7 +193,7 @@ class SediConfig:
         default="skip", metadata={"help": "Invalid input rows: skip (counted) or fail.", "choices": ["skip", "fail"]})
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        check_common_fields(self)
         if self.mode not in SEDI_MODES:
             raise ConfigError(f"mode: expected one of {', '.join(SEDI_MODES)}, got {self.mode!r}")
         if self.batch_similarity not in BATCH_SIMILARITIES:
@@ -207,7 +210,7 @@ class SediConfig:
         for name in ("rouge_threshold", "sedi_rouge_threshold", "batch_threshold"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
-        _check_backends(self.backends, ("default", "generator", "responder"))
+        check_backend_roles(self.backends, ("default", "generator", "responder"))
         for role in ("generator", "responder"):
             if role not in self.backends and "default" not in self.backends:
                 raise ConfigError(f"backends: no '{role}' entry and no 'default' entry")

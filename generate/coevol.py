@@ -1,0 +1,213 @@
+"""CoEvol: responses refined by debate, advice, edit and judgement, kept only when strictly better (PAPERS.md 4)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Awaitable, Mapping, Sequence, TypeVar
+
+from chat.agents import StepCaller, derive_seed
+from chat.backends.base import ChatBackend
+from chat.conversation import Conversation, Message
+from chat.errors import ConfigError
+from generate.agents import StepFailed, ask_marked
+from generate.coevol_config import CoevolConfig
+from generate.coevol_steps import (CRITICAL, NEW, OLD, POSITIVE, RESPONSE_MARKER, REVIEW_MARKER,
+                                   SUGGESTIONS_MARKER, TIE, VERDICT_MARKER, DebateTurn, context_window,
+                                   format_advisor_input, format_debater_input, format_editor_input,
+                                   format_free_debate_input, format_judge_input, merge_verdicts,
+                                   parse_advisor_output, parse_editor_output, parse_judge_output,
+                                   parse_review_output)
+from generate.prompts import PROMPT_VERSION
+from generate.reward import AsyncRewardScorer
+
+T = TypeVar("T")
+
+#: Why the refinement of a turn stopped.
+NOT_BETTER, NO_SUGGESTIONS, PARSE_FAILURE, MAX_ITERATIONS = "not_better", "no_suggestions", "parse_failure", \
+    "max_iterations"
+
+
+@dataclass
+class CoevolBackends:
+    """The backend of each agent."""
+
+    positive: ChatBackend
+    critical: ChatBackend
+    advisor: ChatBackend
+    editor: ChatBackend
+    judge: ChatBackend | None
+
+    @classmethod
+    def from_roles(cls, backends: Mapping[str, ChatBackend], llm_judge: bool = True) -> "CoevolBackends":
+        def pick(*roles: str) -> ChatBackend:
+            for role in (*roles, "default"):
+                if role in backends:
+                    return backends[role]
+            raise ConfigError(f"backends: no entry for {' or '.join(roles)}")
+
+        return cls(pick("positive", "debater"), pick("critical", "debater"), pick("advisor"), pick("editor"),
+                   pick("judge") if llm_judge else None)
+
+    def names(self) -> dict[str, Any]:
+        return {role: getattr(self, role).name for role in ("positive", "critical", "advisor", "editor", "judge")
+                if getattr(self, role) is not None}
+
+
+@dataclass
+class TurnRefinement:
+    """One assistant turn's refinement: every iteration's debate, suggestions, edit and verdict."""
+
+    turn: int
+    original: str
+    final: str
+    stop_reason: str
+    iterations: list[dict[str, Any]] = field(default_factory=list)
+    rm_before: float | None = None
+    rm_after: float | None = None
+
+    @property
+    def accepted(self) -> int:
+        return sum(bool(iteration.get("accepted")) for iteration in self.iterations)
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"turn": self.turn, "changed": self.final != self.original, "accepted": self.accepted,
+                               "stop_reason": self.stop_reason, "original": self.original,
+                               "iterations": self.iterations}
+        if self.rm_before is not None:
+            row.update(rm_before=self.rm_before, rm_after=self.rm_after, rm_delta=self.rm_after - self.rm_before)
+        return row
+
+
+async def both(first: Awaitable[T], second: Awaitable[T]) -> tuple[T, T]:
+    """Two steps at once; both finish (none is left running) before the first failure, if any, is raised."""
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results[0], results[1]
+
+
+def _scored_conversation(context: Sequence[Message], instruction: str, response: str) -> Conversation:
+    return Conversation([*context, Message("user", instruction), Message("assistant", response)])
+
+
+async def judge_edit(context: Sequence[Message], instruction: str, old: str, new: str, backends: CoevolBackends,
+                     config: CoevolConfig, step: StepCaller, rm: AsyncRewardScorer | None, label: str) -> dict[str, Any]:
+    """PAPERS.md 4.5: is `new` better than `old`? LLM judge: both orders, merged (NEW only when both orders
+    prefer it). RM judge (turnwise addition): NEW when its reward beats the old one by more than the margin."""
+    if config.judge == "rm":
+        old_score, new_score = await rm.score([_scored_conversation(context, instruction, old),
+                                               _scored_conversation(context, instruction, new)])
+        difference = new_score - old_score
+        merged = NEW if difference > config.rm_margin else OLD if difference < -config.rm_margin else TIE
+        return {"judge": "rm", "old": old_score, "new": new_score, "difference": difference,
+                "margin": config.rm_margin, "merged": merged}
+    old_first, new_first = await both(
+        ask_marked(step, "judge", backends.judge, format_judge_input(context, instruction, old, new),
+                   parse_judge_output, f"{label}/judge/old-first", marker=VERDICT_MARKER),
+        ask_marked(step, "judge", backends.judge, format_judge_input(context, instruction, new, old),
+                   parse_judge_output, f"{label}/judge/new-first", marker=VERDICT_MARKER))
+    return {"judge": "llm", "old_first": old_first, "new_first": new_first,
+            "merged": merge_verdicts(old_first, new_first)}
+
+
+async def refine_response(context: Sequence[Message], instruction: str, response: str, backends: CoevolBackends,
+                          config: CoevolConfig, step: StepCaller, rm: AsyncRewardScorer | None = None, *,
+                          turn: int = 1) -> TurnRefinement:
+    """CoEvol on one response (PAPERS.md 4), at most `config.iterations` times:
+    1. debate stage 1: the positive and the critical debater review the response from fixed positions;
+    2. debate stage 2: each sees the other's stage-1 review and gives an updated one (free debate);
+    3. advisor: at most `max_suggestions` editing suggestions from the 4-review transcript;
+    4. editor: rewrites the response with the suggestions it can act on;
+    5. judge: old vs new; the edit is kept only if strictly better, else stop with the previous response.
+    A step that never parses (after its re-asks) also stops, keeping the previous response."""
+    words = config.max_words
+    current, iterations, stop_reason = response, [], MAX_ITERATIONS
+    for k in range(1, config.iterations + 1):
+        label = f"turn{turn}/iter{k}"
+        record: dict[str, Any] = {"iteration": k, "accepted": False}
+        iterations.append(record)
+        try:
+            positive_1, critical_1 = await both(*(
+                ask_marked(step, position, getattr(backends, position),
+                           format_debater_input(context, instruction, current, position, words),
+                           parse_review_output, f"{label}/{position}/1", marker=REVIEW_MARKER)
+                for position in (POSITIVE, CRITICAL)))
+            positive_2, critical_2 = await both(*(
+                ask_marked(step, position, getattr(backends, position),
+                           format_free_debate_input(context, instruction, current, position, own, other, words),
+                           parse_review_output, f"{label}/{position}/2", marker=REVIEW_MARKER)
+                for position, own, other in ((POSITIVE, positive_1, critical_1), (CRITICAL, critical_1, positive_1))))
+            debate = [DebateTurn(POSITIVE, 1, positive_1), DebateTurn(CRITICAL, 1, critical_1),
+                      DebateTurn(POSITIVE, 2, positive_2), DebateTurn(CRITICAL, 2, critical_2)]
+            record["debate"] = [turn_.to_dict() for turn_ in debate]
+            suggestions = await ask_marked(
+                step, "advisor", backends.advisor, format_advisor_input(instruction, current, debate,
+                                                                        config.max_suggestions),
+                partial(parse_advisor_output, max_suggestions=config.max_suggestions), f"{label}/advisor",
+                marker=SUGGESTIONS_MARKER)
+            record["suggestions"] = suggestions
+            if not suggestions:
+                stop_reason = NO_SUGGESTIONS
+                break
+            edited = await ask_marked(step, "editor", backends.editor,
+                                      format_editor_input(context, instruction, current, suggestions),
+                                      parse_editor_output, f"{label}/editor", marker=RESPONSE_MARKER)
+            record["edited"] = edited
+            verdict = await judge_edit(context, instruction, current, edited, backends, config, step, rm, label)
+        except StepFailed as failed:
+            record["parse_failure"] = failed.detail
+            stop_reason = PARSE_FAILURE
+            break
+        record["verdict"] = verdict
+        if verdict["merged"] != NEW:
+            stop_reason = NOT_BETTER
+            break
+        record["accepted"] = True
+        current = edited
+    return TurnRefinement(turn, response, current, stop_reason, iterations)
+
+
+@dataclass
+class CoevolResult:
+    """The refined conversation of one input and its per-turn records."""
+
+    conversation: Conversation
+    turns: list[TurnRefinement]
+    usage: dict[str, Any]
+    reasks: int
+
+
+def refinable_turns(conversation: Conversation) -> list[int]:
+    """Indices of the assistant messages that answer a user message."""
+    return [i for i in conversation.assistant_indices() if i > 0 and conversation.messages[i - 1].role == "user"]
+
+
+async def refine_conversation(conversation: Conversation, backends: CoevolBackends, config: CoevolConfig,
+                              rm: AsyncRewardScorer | None = None) -> CoevolResult:
+    """Refine every assistant turn in order (PAPERS.md 4, multi-turn): each turn sees the previous
+    `context_turns` exchanges, already refined, and its refined response replaces the original before the
+    next turn. With an RM, each turn is scored before and after (same context window)."""
+    step = StepCaller(config.temperature, config.max_tokens, derive_seed(config.seed, conversation.id),
+                      config.max_reasks)
+    messages = list(conversation.messages)
+    turns: list[TurnRefinement] = []
+    for number, index in enumerate(refinable_turns(conversation), 1):
+        context = context_window(messages[:index - 1], config.context_turns)
+        instruction = messages[index - 1].content
+        refinement = await refine_response(context, instruction, messages[index].content, backends, config, step,
+                                           rm, turn=number)
+        if rm is not None:
+            refinement.rm_before, refinement.rm_after = await rm.score(
+                [_scored_conversation(context, instruction, refinement.original),
+                 _scored_conversation(context, instruction, refinement.final)])
+        messages[index] = Message("assistant", refinement.final)
+        turns.append(refinement)
+    usage = step.usage.to_dict()
+    meta = {**conversation.meta, "generator": "coevol", "source_id": conversation.id,
+            "coevol": {"turns": [turn.to_dict() for turn in turns], "judge": config.judge,
+                       "agents": backends.names()},
+            "prompt_version": PROMPT_VERSION, "reasks": step.reasks, "usage": usage}
+    return CoevolResult(Conversation(messages, id=conversation.id, meta=meta), turns, usage, step.reasks)

@@ -1,0 +1,159 @@
+"""The CoEvol agent steps as pure `format_*_input` / `parse_*_output` pairs (PAPERS.md section 4)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from chat.conversation import Message
+from chat.agents import ParseError
+from generate.agents import marked_section
+from generate.prompts import render
+
+#: Markers before the visible part of each role's reply (private reasoning comes before them).
+REVIEW_MARKER = "REVIEW:"
+SUGGESTIONS_MARKER = "SUGGESTIONS:"
+RESPONSE_MARKER = "RESPONSE:"
+VERDICT_MARKER = "VERDICT:"
+#: The fixed debate positions of stage 1.
+POSITIVE, CRITICAL = "positive", "critical"
+POSITIONS = (POSITIVE, CRITICAL)
+#: Merged verdicts of the judge: the edit is better, the original is better, or neither.
+NEW, OLD, TIE = "new", "old", "tie"
+
+_LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*(.*)$")
+_NO_SUGGESTIONS = {"none", "no suggestions", "n/a", "nothing"}
+
+
+@dataclass(frozen=True)
+class DebateTurn:
+    """One debater's visible review in one debate stage."""
+
+    position: str
+    stage: int
+    review: str
+
+    @property
+    def speaker(self) -> str:
+        return f"{self.position.title()} debater (stage {self.stage})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"position": self.position, "stage": self.stage, "review": self.review}
+
+
+def context_window(before: Sequence[Message], turns: int) -> list[Message]:
+    """The context of a refined turn (PAPERS.md 4, multi-turn): the system message, if any, and the
+    last `turns` (user, assistant) exchanges before the current instruction."""
+    system = [m for m in before[:1] if m.role == "system"]
+    dialogue = [m for m in before if m.role != "system"]
+    return [*system, *(dialogue[-2 * turns:] if turns > 0 else [])]
+
+
+def _context_dicts(context: Sequence[Message]) -> list[dict[str, str]]:
+    return [message.to_dict() for message in context]
+
+
+# -- debaters: stage 1 with fixed positions, stage 2 free debate --------------------------------------
+
+def format_debater_input(context: Sequence[Message], instruction: str, response: str, position: str,
+                         max_words: int) -> list[Message]:
+    """Debate stage 1 (PAPERS.md 4.1): the debater argues its fixed position about `response`."""
+    return [Message("system", render("coevol_debater_system", position=position, max_words=max_words)),
+            Message("user", render("coevol_debate", context=_context_dicts(context), instruction=instruction,
+                                   response=response, own_review=None, other_review=None, other_position=None))]
+
+
+def format_free_debate_input(context: Sequence[Message], instruction: str, response: str, position: str,
+                             own_review: str, other_review: str, max_words: int) -> list[Message]:
+    """Debate stage 2 (PAPERS.md 4.2): the debater sees its own and the other debater's stage-1 review
+    and weighs them in an updated review."""
+    other = CRITICAL if position == POSITIVE else POSITIVE
+    return [Message("system", render("coevol_debater_system", position=position, max_words=max_words)),
+            Message("user", render("coevol_debate", context=_context_dicts(context), instruction=instruction,
+                                   response=response, own_review=own_review, other_review=other_review,
+                                   other_position=other))]
+
+
+def parse_review_output(text: str) -> str:
+    """The visible review after "REVIEW:"; ParseError if missing."""
+    return marked_section(text, REVIEW_MARKER)
+
+
+# -- advisor: at most N editing suggestions from the 4-message transcript ---------------------------
+
+def format_advisor_input(instruction: str, response: str, debate: Sequence[DebateTurn],
+                         max_suggestions: int) -> list[Message]:
+    """The advisor (PAPERS.md 4.3) reads the debate transcript and proposes editing suggestions."""
+    return [Message("system", render("coevol_advisor_system", max_suggestions=max_suggestions)),
+            Message("user", render("coevol_advisor", instruction=instruction, response=response,
+                                   debate=[{"speaker": turn.speaker, "review": turn.review} for turn in debate]))]
+
+
+def parse_advisor_output(text: str, max_suggestions: int) -> list[str]:
+    """The suggestions after "SUGGESTIONS:" as a list (numbered or bulleted lines; a line without a
+    list mark continues the previous item); "none" gives []. Only the first `max_suggestions` are kept.
+    ParseError if the marker is missing."""
+    body = marked_section(text, SUGGESTIONS_MARKER)
+    if body.strip().strip(".").casefold() in _NO_SUGGESTIONS:
+        return []
+    suggestions: list[str] = []
+    numbered = any(_LIST_ITEM.match(line) for line in body.splitlines())
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        item = _LIST_ITEM.match(line)
+        if item or not numbered or not suggestions:
+            text_of = (item.group(1) if item else line).strip()
+            if text_of:
+                suggestions.append(text_of)
+        else:
+            suggestions[-1] = f"{suggestions[-1]} {line.strip()}"
+    if not suggestions:
+        raise ParseError("no suggestions after SUGGESTIONS: (write 'none' if no edit is needed)")
+    return suggestions[:max_suggestions]
+
+
+# -- editor: rewrites the response ---------------------------------------------------------------
+
+def format_editor_input(context: Sequence[Message], instruction: str, response: str,
+                        suggestions: Sequence[str]) -> list[Message]:
+    """The editor (PAPERS.md 4.4) rewrites `response` using the suggestions it can act on."""
+    return [Message("system", render("coevol_editor_system")),
+            Message("user", render("coevol_editor", context=_context_dicts(context), instruction=instruction,
+                                   response=response, suggestions=list(suggestions)))]
+
+
+def parse_editor_output(text: str) -> str:
+    """The rewritten response after "RESPONSE:"; ParseError if missing."""
+    return marked_section(text, RESPONSE_MARKER)
+
+
+# -- judge: old vs new in both orders, merged -------------------------------------------------------
+
+def format_judge_input(context: Sequence[Message], instruction: str, response_a: str,
+                       response_b: str) -> list[Message]:
+    """One order of the pairwise comparison (PAPERS.md 4.5 and "Judging conventions")."""
+    return [Message("system", render("coevol_judge_system")),
+            Message("user", render("coevol_judge", context=_context_dicts(context), instruction=instruction,
+                                   response_a=response_a, response_b=response_b))]
+
+
+def parse_judge_output(text: str) -> str:
+    """"A", "B" or "tie" from the "VERDICT:" line; ParseError for anything else."""
+    verdict = marked_section(text, VERDICT_MARKER)
+    words = verdict.split()
+    first = words[0].strip(".,;:!*_\"'[]()").casefold() if words else ""
+    if first in ("a", "b"):
+        return first.upper()
+    if first in ("tie", "draw", "equal"):
+        return "tie"
+    raise ParseError(f'the verdict must be A, B or tie, got {verdict[:40]!r}')
+
+
+def merge_verdicts(old_first: str, new_first: str) -> str:
+    """The merged verdict of both orders (old as A, then new as A): NEW or OLD only when both orders agree,
+    TIE otherwise (a disagreement across orders is a tie, PAPERS.md "Judging conventions")."""
+    first = {"A": OLD, "B": NEW}.get(old_first, TIE)
+    second = {"A": NEW, "B": OLD}.get(new_first, TIE)
+    return first if first == second else TIE

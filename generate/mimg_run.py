@@ -1,0 +1,244 @@
+"""`generate mimg` as a resumable two-stage job: documents -> verified single-hop QAs -> verified multi-hop QAs.
+
+Files of a run on OUT:
+    OUT.qas.jsonl       stage 1 sink, one line per chunk: proposed/rejected questions and every QA with its
+                        answer, short answer, verification score and kept/dropped (the intermediate QAs).
+    OUT.chains.jsonl    stage 2 sink, one line per (seed QA, chain kind): the neighbours sampled and every merge step.
+    OUT                 training records `{id, prompt, question, answer, hops, source_qa_ids, doc_ids, rationale,
+                        meta}`, one per kept merged QA.
+    OUT.summary.json    both stages' runner summaries and the report: pass rate per agent, hop distribution,
+                        calls and tokens per kept multi-hop QA (over all files, resumed runs included).
+Rerunning the same command skips finished chunks and chains. Stage 2 starts once stage 1 was not interrupted;
+its neighbours are computed over the QAs kept so far, so chunks that failed in stage 1 and succeed in a later
+run only join chains started after them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from chat.backends import aclose_backends, build_backends
+from chat.backends.base import UsageLedger
+from chat.runner import JsonlSink, RunSummary, encode_record, iter_records, run_jobs, summary_path, write_json_atomic
+from generate.documents import chunk_documents, read_documents
+from generate.mimg import (MimgBackends, SingleHopQA, TrainingPassages, merge_chain, single_hop_chunk,
+                           training_record)
+from generate.mimg_config import MimgConfig
+from generate.mimg_sampling import Embed, nearest_neighbours, qa_text
+from generate.registry import GENERATORS
+
+
+def qas_path(output: str | Path) -> Path:
+    return Path(f"{output}.qas.jsonl")
+
+
+def chains_path(output: str | Path) -> Path:
+    return Path(f"{output}.chains.jsonl")
+
+
+@dataclass
+class MimgRunResult:
+    """What one run did: each stage's runner summary (None if stage 2 did not run) and the report over all files."""
+
+    single_hop: RunSummary
+    multi_hop: RunSummary | None
+    output: Path
+    report: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        codes = [self.single_hop.exit_code] + ([self.multi_hop.exit_code] if self.multi_hop else [])
+        return max(codes)
+
+
+def default_embedder(config: MimgConfig) -> Embed:
+    """MiniLM (or the sentence-transformers model at `config.embedder`), offline, unit-length vectors."""
+    from generate.diversity import MiniLMEmbedder
+
+    if config.embedder == "minilm":
+        return MiniLMEmbedder(config.embed_device).encode
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(config.embedder, device=config.embed_device, local_files_only=True)
+    return lambda texts: np.asarray(model.encode(list(texts), normalize_embeddings=True, show_progress_bar=False),
+                                    dtype=np.float32)
+
+
+def kept_single_hop_qas(path: Path, chunk_ids: set[str]) -> list[SingleHopQA]:
+    """The kept QAs of the stage-1 sink whose chunk is among this run's chunks, in file order."""
+    return [SingleHopQA.from_dict(qa, row["doc_id"], row["id"]) for row in iter_records(path)
+            if row["id"] in chunk_ids for qa in row.get("qas", []) if qa.get("kept")]
+
+
+def seed_indices(count: int, max_seeds: int | None, seed: int) -> list[int]:
+    """Every QA index, or `max_seeds` of them sampled with `seed` (in index order)."""
+    if max_seeds is None or max_seeds >= count:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), max_seeds))
+
+
+@GENERATORS.register("mimg", "MIMG: single-hop QAs per chunk, verification, embedding neighbours, multi-hop merger "
+                             "(PAPERS.md 5)")
+async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | Path, config: MimgConfig, *,
+                         backends: MimgBackends | None = None, embed: Embed | None = None, progress: bool = True,
+                         handle_sigint: bool = True) -> MimgRunResult:
+    """Generate multi-hop QAs from `docs` into `output` (see the module docstring). `backends` and `embed`
+    override `config.backends` / `config.embedder` (tests pass scripted ones)."""
+    output = Path(output)
+    paths = [docs] if isinstance(docs, (str, Path)) else list(docs)
+    documents = read_documents(paths, format=config.input_format, on_error=config.input_on_error, limit=config.limit)
+    chunks = chunk_documents(documents, config.chunk_tokens)
+    chunk_map = {chunk.id: chunk for chunk in chunks}
+    ledger = UsageLedger()
+    built: dict[str, Any] = {}
+    multi_hop: RunSummary | None = None
+    try:
+        built = build_backends(config.backends, ledger) if backends is None else {}
+        roles = backends or MimgBackends.from_roles(built)
+
+        async def single_hop_worker(chunk: Any) -> dict[str, Any]:
+            return await single_hop_chunk(chunk, roles, config)
+
+        single_hop = await run_jobs(chunks, single_hop_worker, qas_path(output), item_id=lambda chunk: chunk.id,
+                                    concurrency=config.concurrency, ledger=ledger if built else None,
+                                    description="generate mimg: single-hop QAs", progress=progress,
+                                    input_name=", ".join(map(str, paths)), handle_sigint=handle_sigint)
+        if not single_hop.interrupted:
+            multi_hop = await _multi_hop_stage(output, config, roles, chunk_map, embed, ledger if built else None,
+                                               progress, handle_sigint)
+    finally:
+        if built:
+            await aclose_backends(built)
+    report = mimg_report(output)
+    write_json_atomic(summary_path(output), {"single_hop": single_hop.to_dict(),
+                                             "multi_hop": multi_hop.to_dict() if multi_hop else None,
+                                             "report": report})
+    return MimgRunResult(single_hop, multi_hop, output, report)
+
+
+async def _multi_hop_stage(output: Path, config: MimgConfig, roles: MimgBackends, chunk_map: dict[str, Any],
+                           embed: Embed | None, ledger: UsageLedger | None, progress: bool,
+                           handle_sigint: bool) -> RunSummary:
+    """PAPERS.md 5.4-5.5: embed the kept QAs, pick each seed's nearest QAs per chain kind, merge and verify."""
+    qas = kept_single_hop_qas(qas_path(output), set(chunk_map))
+    vectors = np.zeros((0, 1), dtype=np.float32)
+    if len(qas) >= 2:
+        vectors = (embed or default_embedder(config))([qa_text(qa.question, qa.short_answer) for qa in qas])
+    doc_ids = [qa.doc_id for qa in qas]
+    questions = [qa.question for qa in qas]
+    items = [(index, kind) for index in (seed_indices(len(qas), config.max_seeds, config.seed) if len(qas) >= 2
+                                         else []) for kind in config.chains]
+    passages = TrainingPassages(chunk_map)
+    with JsonlSink(output) as records_sink:
+        async def chain_worker(item: tuple[int, str]) -> dict[str, Any]:
+            index, kind = item
+            seed = qas[index]
+            neighbours = nearest_neighbours(vectors, doc_ids, index, config.max_hops - 1, kind, questions)
+            steps, usage, reasks = await merge_chain(seed, [qas[n.index] for n in neighbours], chunk_map, roles,
+                                                     config, f"{seed.id}|{kind}")
+            for merge in steps:
+                record_id = f"{seed.id}|{kind}|{merge.hops}"
+                if merge.kept and record_id not in records_sink.finished_ids:
+                    record = training_record(record_id, merge, kind, passages.for_record(
+                        record_id, merge.sources, config.distractor_chunks, config.seed))
+                    records_sink.append(record_id, encode_record(record))
+            return {"seed_qa_id": seed.id, "chain": kind,
+                    "neighbours": [{"qa_id": qas[n.index].id, "similarity": round(n.similarity, 4)} for n in neighbours],
+                    "steps": [merge.to_dict() for merge in steps], "usage": usage, "reasks": reasks}
+
+        return await run_jobs(items, chain_worker, chains_path(output),
+                              item_id=lambda item: f"{qas[item[0]].id}|{item[1]}", concurrency=config.concurrency,
+                              ledger=ledger, description="generate mimg: multi-hop merges", progress=progress,
+                              input_name=str(qas_path(output)), handle_sigint=handle_sigint)
+
+
+def _rate(passed: int, total: int) -> dict[str, Any]:
+    return {"passed": passed, "total": total, "rate": passed / total if total else None}
+
+
+def mimg_report(output: str | Path) -> dict[str, Any]:
+    """Pass rate per agent, hop distribution and cost, over every line of the run's files."""
+    calls = cache_hits = tokens = 0
+    chunks = chunks_parsed = proposed = accepted = answered = asked = verified = passed = kept_single = 0
+    merges = merges_parsed = merged_verified = merged_passed = 0
+    for row in iter_records(qas_path(output)):
+        chunks += 1
+        usage = row.get("usage", {})
+        calls += usage.get("calls", 0)
+        cache_hits += usage.get("cache_hits", 0)
+        tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        if "question_failure" in row:
+            continue
+        chunks_parsed += 1
+        proposed += row["questions"]
+        for qa in row["qas"]:
+            accepted += 1
+            asked += 1
+            answered += "answer" in qa and qa.get("dropped") != "unanswerable"
+            if "score" in qa:
+                verified += 1
+                passed += bool(qa.get("kept"))
+            kept_single += bool(qa.get("kept"))
+    for row in iter_records(chains_path(output)):
+        usage = row.get("usage", {})
+        calls += usage.get("calls", 0)
+        cache_hits += usage.get("cache_hits", 0)
+        tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        for merge in row["steps"]:
+            merges += 1
+            merges_parsed += bool(merge["question"])
+            if merge["score"] is not None:
+                merged_verified += 1
+                merged_passed += merge["kept"]
+    hops: Counter = Counter()
+    chains: Counter = Counter()
+    for record in iter_records(output):
+        hops[record["hops"]] += 1
+        chains[record["meta"]["chain"]] += 1
+    kept_multi = sum(hops.values())
+    return {
+        "chunks": chunks,
+        "pass_rates": {
+            "question_agent_replies": _rate(chunks_parsed, chunks),
+            "questions_self_contained": _rate(accepted, proposed),
+            "answer_agent": _rate(answered, asked),
+            "verification_single_hop": _rate(passed, verified),
+            "merger_agent": _rate(merges_parsed, merges),
+            "verification_multi_hop": _rate(merged_passed, merged_verified),
+        },
+        "single_hop_qas_kept": kept_single,
+        "multi_hop_qas_kept": kept_multi,
+        "hop_distribution": {str(h): hops[h] for h in sorted(hops)},
+        "chain_kinds": dict(sorted(chains.items())),
+        "llm_calls": calls, "cache_hits": cache_hits, "tokens": tokens,
+        "per_kept_multi_hop_qa": ({"llm_calls": calls / kept_multi, "tokens": tokens / kept_multi}
+                                  if kept_multi else None),
+    }
+
+
+def run_mimg(docs: str | Path | Sequence[str | Path], output: str | Path, config: MimgConfig,
+             **kwargs: Any) -> MimgRunResult:
+    """Synchronous `run_mimg_async`."""
+    return asyncio.run(run_mimg_async(docs, output, config, **kwargs))
+
+
+def format_mimg_report(report: dict[str, Any]) -> str:
+    """The lines the CLI prints after the runner summaries."""
+    lines = [f"chunks: {report['chunks']}; single-hop QAs kept: {report['single_hop_qas_kept']}; multi-hop QAs "
+             f"kept: {report['multi_hop_qas_kept']}"]
+    for name, rate in report["pass_rates"].items():
+        shown = "-" if rate["rate"] is None else f"{rate['rate']:.0%}"
+        lines.append(f"  {name.replace('_', ' ')}: {rate['passed']}/{rate['total']} ({shown})")
+    lines.append("hop distribution: " + (", ".join(f"{h}-hop {n}" for h, n in report["hop_distribution"].items())
+                                         or "-"))
+    cost = report["per_kept_multi_hop_qa"]
+    if cost:
+        lines.append(f"per kept multi-hop QA: {cost['llm_calls']:.2f} LLM calls, {cost['tokens']:.0f} tokens")
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""CoEvol: step parsers, exact prompts, the keep-only-if-strictly-better rule, stop rules, multi-turn context, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from chat.agents import ParseError, StepCaller
+from chat.backends.scripted import ScriptedBackend
+from chat.conversation import Conversation, Message
+from generate.coevol import CoevolBackends, refine_conversation, refine_response
+from generate.coevol_config import CoevolConfig
+from generate.coevol_run import run_coevol
+from generate.coevol_steps import (NEW, OLD, TIE, context_window, format_debater_input, format_free_debate_input,
+                                   format_judge_input, merge_verdicts, parse_advisor_output, parse_judge_output,
+                                   parse_review_output)
+from generate.prompts import render
+
+DEBATER_MARKS = {"positive": "You are the positive debater", "critical": "You are the critical debater"}
+
+
+SYSTEM_MARKS = {role: render(f"coevol_{role}_system", max_suggestions=3).splitlines()[0]
+                for role in ("advisor", "editor", "judge")}
+
+
+def role_of(messages):
+    system = messages[0]["content"]
+    for role, mark in {**DEBATER_MARKS, **SYSTEM_MARKS}.items():
+        if system.startswith(mark):
+            return role
+    return "other"
+
+
+class FakeCoevol:
+    """Agents in the required formats; the judge prefers the edit when `prefer_new(edits in the new response)`."""
+
+    def __init__(self, prefer_new=lambda edits: True, **overrides):
+        self.prefer_new = prefer_new
+        self.overrides = overrides
+        self.calls = {"positive": 0, "critical": 0, "advisor": 0, "editor": 0, "judge": 0, "other": 0}
+
+    def __call__(self, messages, params):
+        role = role_of(messages)
+        self.calls[role] += 1
+        if role in self.overrides:
+            value = self.overrides[role]
+            return value(messages) if callable(value) else value
+        if role in DEBATER_MARKS:
+            return f"thinking\nREVIEW: {role} view {self.calls[role]}"
+        if role == "advisor":
+            return "plan\nSUGGESTIONS:\n1. add an example\n2. be precise"
+        if role == "editor":
+            response = messages[1]["content"].split("Response:\n")[1].split("\n\nSuggestions:")[0]
+            return f"draft\nRESPONSE: {response} (edited)"
+        if role == "judge":
+            text = messages[1]["content"]
+            a = text.split("Response A:\n")[1].split("\n\nResponse B:")[0]
+            b = text.split("Response B:\n")[1].split("\n\nWrite your")[0]
+            new = "A" if a.count("(edited)") > b.count("(edited)") else "B"
+            new_wins = self.prefer_new(max(a.count("(edited)"), b.count("(edited)")))
+            return "VERDICT: " + (new if new_wins else {"A": "B", "B": "A"}[new])
+        return "unexpected"
+
+
+def config(**values):
+    return CoevolConfig(**{"backends": {"default": {"kind": "scripted"}}, **values})
+
+
+def backends_of(agents):
+    backend = ScriptedBackend(agents)
+    return CoevolBackends(backend, backend, backend, backend, backend), backend
+
+
+def refine(agents, conversation=None, scorer=None, **values):
+    roles, backend = backends_of(agents)
+    conversation = conversation or Conversation([Message("user", "Name a prime."), Message("assistant", "7")], id="c1")
+    result = asyncio.run(refine_conversation(conversation, roles, config(**values), scorer))
+    return result, backend
+
+
+# -- parsers ------------------------------------------------------------------------------------------
+
+def test_advisor_keeps_at_most_three_suggestions_and_joins_continuation_lines():
+    text = "thoughts\nSUGGESTIONS:\n1. first\n   more of first\n2) second\n- third\n4. fourth"
+    assert parse_advisor_output(text, 3) == ["first more of first", "second", "third"]
+
+
+def test_advisor_none_means_no_edit_and_a_missing_marker_is_a_parse_error():
+    assert parse_advisor_output("SUGGESTIONS: none", 3) == []
+    with pytest.raises(ParseError):
+        parse_advisor_output("1. do something", 3)
+
+
+@pytest.mark.parametrize("text, verdict", [("VERDICT: A", "A"), ("hm\nVERDICT: **b**.", "B"), ("VERDICT: tie", "tie")])
+def test_judge_verdicts(text, verdict):
+    assert parse_judge_output(text) == verdict
+
+
+def test_judge_rejects_other_verdicts():
+    with pytest.raises(ParseError):
+        parse_judge_output("VERDICT: both are fine")
+
+
+@pytest.mark.parametrize("old_first, new_first, merged", [("B", "A", NEW), ("A", "B", OLD), ("B", "B", TIE),
+                                                          ("tie", "A", TIE), ("A", "A", TIE)])
+def test_both_orders_must_agree_for_a_winner(old_first, new_first, merged):
+    assert merge_verdicts(old_first, new_first) == merged
+
+
+def test_review_is_the_text_after_the_marker():
+    assert parse_review_output("private\nREVIEW: solid") == "solid"
+
+
+def test_context_window_keeps_system_and_last_three_exchanges():
+    messages = [Message("system", "sys")] + [Message("user" if i % 2 == 0 else "assistant", f"m{i}") for i in range(10)]
+    window = context_window(messages, 3)
+    assert [m.content for m in window] == ["sys", "m4", "m5", "m6", "m7", "m8", "m9"]
+    assert [m.content for m in context_window(messages, 0)] == ["sys"]
+
+
+# -- the loop -------------------------------------------------------------------------------------------
+
+def test_exact_prompts_of_one_iteration():
+    agents = FakeCoevol(prefer_new=lambda edits: False)
+    result, backend = refine(agents, iterations=1)
+    requests = [r.messages for r in backend.requests]
+    assert len(requests) == 2 + 2 + 1 + 1 + 2
+    context = []
+    assert requests[0] == [m.to_dict() for m in format_debater_input(context, "Name a prime.", "7", "positive", 200)]
+    assert requests[1] == [m.to_dict() for m in format_debater_input(context, "Name a prime.", "7", "critical", 200)]
+    assert requests[2] == [m.to_dict() for m in format_free_debate_input(
+        context, "Name a prime.", "7", "positive", "positive view 1", "critical view 1", 200)]
+    assert "The critical debater's review:\ncritical view 1" in requests[2][1]["content"]
+    assert requests[3][1]["content"].count("positive view 1") == 1
+    advisor = requests[4][1]["content"]
+    assert "Positive debater (stage 2): positive view 2" in advisor and "thinking" not in advisor
+    assert "1. add an example\n2. be precise" in requests[5][1]["content"]
+    assert requests[6] == [m.to_dict() for m in format_judge_input(context, "Name a prime.", "7", "7 (edited)")]
+    assert requests[7] == [m.to_dict() for m in format_judge_input(context, "Name a prime.", "7 (edited)", "7")]
+    assert all(r.params["temperature"] == 0.0 for r in backend.requests)
+
+
+def test_edits_accepted_while_strictly_better_up_to_max_iterations():
+    result, backend = refine(FakeCoevol(), iterations=3)
+    turn = result.turns[0]
+    assert turn.final == "7 (edited) (edited) (edited)" and turn.stop_reason == "max_iterations"
+    assert [it["accepted"] for it in turn.iterations] == [True, True, True]
+    assert backend.calls == 3 * 8 == result.usage["calls"]
+    assert result.conversation.messages[-1].content == turn.final
+
+
+def test_stop_on_not_better_keeps_the_previous_response():
+    result, backend = refine(FakeCoevol(prefer_new=lambda edits: edits == 1), iterations=3)
+    turn = result.turns[0]
+    assert turn.final == "7 (edited)" and turn.stop_reason == "not_better"
+    assert [it["accepted"] for it in turn.iterations] == [True, False]
+    assert backend.calls == 2 * 8
+
+
+def test_a_tie_across_orders_is_not_better():
+    agents = FakeCoevol(judge=lambda messages: "VERDICT: B")
+    result, _ = refine(agents, iterations=3)
+    assert result.turns[0].final == "7" and result.turns[0].iterations[0]["verdict"]["merged"] == TIE
+
+
+def test_parse_failure_stops_after_reasks_and_keeps_the_previous_response():
+    agents = FakeCoevol(editor="no marker")
+    result, backend = refine(agents, iterations=3, max_reasks=1)
+    turn = result.turns[0]
+    assert turn.final == "7" and turn.stop_reason == "parse_failure"
+    assert agents.calls["editor"] == 2 and backend.calls == 4 + 1 + 2
+
+
+def test_no_suggestions_stops_without_editing():
+    result, backend = refine(FakeCoevol(advisor="SUGGESTIONS: none"), iterations=3)
+    assert result.turns[0].stop_reason == "no_suggestions" and backend.calls == 5
+
+
+class ScoreByEdits:
+    """An RM rewarding each "(edited)" with +1."""
+
+    def score(self, conversations):
+        return [float(c.messages[-1].content.count("(edited)")) for c in conversations]
+
+
+def test_rm_judge_uses_the_margin_and_makes_no_judge_calls():
+    from generate.reward import AsyncRewardScorer
+
+    result, backend = refine(FakeCoevol(), scorer=AsyncRewardScorer(ScoreByEdits()), judge="rm", rm="fake", iterations=2)
+    assert result.turns[0].final == "7 (edited) (edited)" and backend.calls == 2 * 6
+    assert result.turns[0].rm_before == 0.0 and result.turns[0].rm_after == 2.0
+    result, _ = refine(FakeCoevol(), scorer=AsyncRewardScorer(ScoreByEdits()), judge="rm", rm="fake", rm_margin=1.0)
+    assert result.turns[0].final == "7" and result.turns[0].iterations[0]["verdict"]["merged"] == TIE
+
+
+def test_multi_turn_refines_each_turn_with_the_refined_context():
+    conversation = Conversation([Message("user", f"q{i // 2}") if i % 2 == 0 else Message("assistant", f"a{i // 2}")
+                                 for i in range(10)], id="long")
+    result, backend = refine(FakeCoevol(prefer_new=lambda edits: edits == 1), conversation, iterations=1,
+                             context_turns=3)
+    assert [m.content for m in result.conversation.messages if m.role == "assistant"] == \
+        [f"a{i} (edited)" for i in range(5)]
+    last_debate = [r.messages for r in backend.requests if "q4" in r.messages[1]["content"]][0][1]["content"]
+    assert last_debate.startswith("Conversation before the instruction:\n\nUser: q1\n\nAssistant: a1 (edited)")
+    assert "q0" not in last_debate
+    first_of_turn_2 = [r.messages for r in backend.requests if "Instruction:\nq1" in r.messages[1]["content"]][0]
+    assert "Assistant: a0 (edited)" in first_of_turn_2[1]["content"]
+
+
+def test_run_writes_records_report_and_resumes(tmp_path):
+    data = tmp_path / "alpaca.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Task {i}", "input": "", "output": f"answer {i}"}) + "\n"
+                            for i in range(3)), encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    roles, backend = backends_of(FakeCoevol(prefer_new=lambda edits: edits == 1))
+    first = run_coevol(data, output, config(iterations=2, limit=2), backends=roles, progress=False,
+                       handle_sigint=False)
+    assert first.summary.done == 2 and backend.calls == 2 * 16
+    report = json.loads((tmp_path / "out.jsonl.summary.json").read_text())["coevol"]
+    assert report["acceptance_by_iteration"] == {"1": {"run": 2, "accepted": 2, "rate": 1.0},
+                                                 "2": {"run": 2, "accepted": 0, "rate": 0.0}}
+    second = run_coevol(data, output, config(iterations=2), backends=roles, progress=False, handle_sigint=False)
+    assert second.summary.skipped_existing == 2 and second.summary.done == 1 and backend.calls == 3 * 16
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 3 and rows[0]["messages"][1]["content"].endswith("(edited)")
+    assert rows[0]["meta"]["coevol"]["turns"][0]["iterations"][0]["suggestions"] == ["add an example", "be precise"]
+
+
+def test_a_failing_debater_stops_the_turn_after_both_debaters_answered():
+    result, backend = refine(FakeCoevol(critical="no marker"), iterations=3, max_reasks=0)
+    assert result.turns[0].stop_reason == "parse_failure" and backend.calls == 2 == result.usage["calls"]
+
+
+def test_sharegpt_multi_turn_input_refines_every_assistant_turn(tmp_path):
+    data = tmp_path / "sharegpt.jsonl"
+    turns = [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"},
+             {"from": "human", "value": "name a prime"}, {"from": "gpt", "value": "7"}]
+    data.write_text(json.dumps({"id": "sg1", "conversations": turns}) + "\n", encoding="utf-8")
+    roles, backend = backends_of(FakeCoevol(prefer_new=lambda edits: edits == 1))
+    run_coevol(data, tmp_path / "out.jsonl", config(iterations=1), backends=roles, progress=False,
+               handle_sigint=False)
+    row = json.loads((tmp_path / "out.jsonl").read_text())
+    assert [m["content"] for m in row["messages"]] == ["hi", "hello (edited)", "name a prime", "7 (edited)"]
+    assert [t["turn"] for t in row["meta"]["coevol"]["turns"]] == [1, 2] and backend.calls == 2 * 8
+
+
+def test_the_rm_judge_needs_a_reward_model():
+    from chat.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="judge=rm needs"):
+        config(judge="rm")
