@@ -1,11 +1,197 @@
-"""`turnwise rm`: command-line entry points."""
+"""`turnwise rm train|eval|score|quantize|serve`: parse, load, call rm/, print."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
 
-from chat.cli import add_pending_group
+from chat.cli import add_group
+from chat.config import add_config_command, config_from_args
+from chat.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    add_pending_group(subparsers, "rm", "Train, evaluate, score, quantize and serve reward models", issue=3)
+    group = add_group(subparsers, "rm", "Train, evaluate, score, quantize and serve reward models")
+
+    add_config_command(group, "train", help="train a reward model (TRL RewardTrainer; LoRA/QLoRA optional)",
+                       description="Train a Bradley-Terry reward model. Every TRL RewardConfig field is "
+                                   "accepted, from --config YAML or as --field overrides.",
+                       config_class="rm.config:RMTrainConfig", func=run_train)
+
+    evaluate = group.add_parser("eval", help="pairwise accuracy of an RM on preference pairs, with reports")
+    _add_model_arguments(evaluate)
+    evaluate.add_argument("--data", required=True, help="preference pairs (file or hub id)")
+    evaluate.add_argument("--format", help="reader for --data (auto-detected when unset)")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    evaluate.add_argument("--skip-invalid", action="store_true", help="leave out invalid rows (counted) instead of stopping")
+    evaluate.add_argument("-o", "--output-dir", type=Path, default=Path("runs/rm-eval"),
+                          help="where report.json, report.md, rewards.png and scores.jsonl go (default: runs/rm-eval)")
+    evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CI")
+    evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    evaluate.set_defaults(func=run_eval)
+
+    score = group.add_parser("score", help="score conversations or pairs into a resumable JSONL")
+    _add_model_arguments(score)
+    score.add_argument("--input", required=True, help="conversations or preference pairs (file or hub id)")
+    score.add_argument("--format", help="reader for --input (auto-detected when unset)")
+    score.add_argument("-o", "--output", required=True, type=Path, help="output JSONL (resumes if it exists)")
+    score.add_argument("--per-turn", action="store_true", help="reward after every assistant turn (one pass)")
+    score.add_argument("--batch-size", type=int, default=256,
+                       help="items handed to the model at once (sorted by length inside; default 256)")
+    score.add_argument("--limit", type=int, help="score only the first N items")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar")
+    score.set_defaults(func=run_score)
+
+    quantize = group.add_parser("quantize", help="merge LoRA and quantize an RM to int8 or nf4 (bitsandbytes)")
+    _add_model_arguments(quantize)
+    quantize.add_argument("--bits", type=int, choices=[8, 4], required=True, help="8 (LLM.int8) or 4 (nf4, double quant)")
+    quantize.add_argument("-o", "--output-dir", type=Path, required=True, help="where the quantized RM is saved")
+    quantize.add_argument("--data", help="preference pairs to measure the accuracy change on (optional)")
+    quantize.add_argument("--format", help="reader for --data")
+    quantize.add_argument("--limit", type=int, default=None, help="use only the first N pairs of --data")
+    quantize.add_argument("--skip-invalid", action="store_true", help="leave out invalid rows of --data")
+    quantize.set_defaults(func=run_quantize)
+
+    serve = group.add_parser("serve", help="HTTP scoring server on 127.0.0.1 (POST /score, GET /health)")
+    _add_model_arguments(serve)
+    serve.add_argument("--port", type=int, default=8008, help="TCP port (default 8008; 0 = any free port)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, local only)")
+    serve.add_argument("--max-batch", type=int, default=64, help="most conversations scored in one batch")
+    serve.add_argument("--batch-wait-ms", type=float, default=10.0,
+                       help="how long to gather concurrent requests into one batch (default 10 ms)")
+    serve.set_defaults(func=run_serve)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="trained RM directory (full, LoRA adapter or quantized)")
+    parser.add_argument("--base-model", help="base model of a LoRA adapter, if not where adapter_config.json says")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--max-length", type=int, help="token limit per conversation (default: the training one)")
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    from rm.model import RewardModel
+
+    return RewardModel.load(args.model, device=args.device, base_model=args.base_model, max_length=args.max_length)
+
+
+def _load_pairs(args: argparse.Namespace, source: str) -> list:
+    from rm.data import load_preference_pairs
+
+    return load_preference_pairs(source, args.format, args.limit, skip_invalid=args.skip_invalid)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from rm.config import RMTrainConfig
+    from rm.train import train_reward_model
+
+    config = config_from_args(RMTrainConfig, args)
+    result = train_reward_model(config)
+    truncation = result.truncation["train"]
+    print(f"trained {result.global_step} steps on {result.train_pairs} pairs in {result.wall_seconds:.1f}s "
+          f"({result.tokens_per_second:.0f} tokens/s) -> {result.output_dir}")
+    print(f"truncated to fit max_length={config.max_length}: {truncation['truncated_sequences']} of "
+          f"{truncation['sequences']} sequences (whole earlier turns removed: {truncation['removed_turns']}; "
+          f"none dropped)")
+    if result.eval_metrics:
+        print(f"eval on {result.eval_pairs} pairs: accuracy {result.eval_metrics.get('eval_accuracy', float('nan')):.4f}, "
+              f"loss {result.eval_metrics.get('eval_loss', float('nan')):.4f}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import time
+
+    from rm.evaluate import evaluate_scores, write_report
+
+    pairs = _load_pairs(args, args.data)
+    model = _load_model(args)
+    started = time.perf_counter()
+    scores = model.score_pairs(pairs)
+    report = evaluate_scores(pairs, scores, model=args.model, data=args.data, resamples=args.bootstrap, seed=args.seed)
+    report.seconds = time.perf_counter() - started
+    paths = write_report(report, scores, pairs, args.output_dir)
+    print(report.to_markdown())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from chat.conversation import Conversation, PreferencePair
+    from chat.formats import read_records
+    from chat.runner import format_summary, run
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    items = read_records(args.input, args.format)
+    model = _load_model(args)
+
+    def score_items(batch: list[Any]) -> list[dict[str, Any]]:
+        for item in batch:
+            if not isinstance(item, (PreferencePair, Conversation)):
+                raise ConfigError(f"{args.input}: `rm score` needs conversations or preference pairs, "
+                                  f"got {type(item).__name__}")
+        conversations = [c for item in batch for c in ((item.chosen, item.rejected) if isinstance(item, PreferencePair)
+                                                       else (item,))]
+        values = model.score_turns_batch(conversations) if args.per_turn else model.score(conversations)
+        key = "turn_rewards" if args.per_turn else "reward"
+        records, cursor = [], 0
+        for item in batch:
+            if isinstance(item, PreferencePair):
+                records.append({"id": item.id, f"chosen_{key}": values[cursor], f"rejected_{key}": values[cursor + 1]})
+                cursor += 2
+            else:
+                records.append({"id": item.id, key: values[cursor]})
+                cursor += 1
+        return records
+
+    async def batch_worker(batch: list[Any]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(score_items, batch)
+
+    summary = run(items, None, args.output, batch_worker=batch_worker, batch_size=args.batch_size, concurrency=1,
+                  description=f"rm score {Path(str(args.input)).name}", progress=not args.no_progress,
+                  limit=args.limit, input_name=str(args.input))
+    print(format_summary(summary))
+    return 130 if summary.interrupted else 0
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    from rm.quantize import quantize_reward_model
+
+    pairs = _load_pairs(args, args.data) if args.data else None
+    report = quantize_reward_model(args.model, args.bits, args.output_dir, eval_pairs=pairs, device=args.device)
+    info = report.to_dict()
+    print(f"quantized to {args.bits} bit -> {report.output_dir}")
+    print(f"memory footprint: {report.memory_bytes_before / 2**20:.1f} MiB -> {report.memory_bytes_after / 2**20:.1f} MiB "
+          f"({info['memory_ratio']:.2f}x)")
+    if report.accuracy_change_points is not None:
+        print(f"accuracy on {report.eval_pairs} pairs: {report.accuracy_before:.4f} -> {report.accuracy_after:.4f} "
+              f"({report.accuracy_change_points:+.2f} points)")
+    print(json.dumps(info))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from rm.serve import RewardServer
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("binding to %s exposes the reward model beyond this machine", args.host)
+    model = _load_model(args)
+    try:
+        server = RewardServer(model, args.host, args.port, max_batch=args.max_batch,
+                              max_wait_s=args.batch_wait_ms / 1000.0)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    print(f"serving {args.model} on {server.url} (POST /score, GET /health); Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    return 0
