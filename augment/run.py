@@ -12,54 +12,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from augment.config import MusicConfig
 from augment.music import PairResult, music_pair_id, synthesize_pair
 from augment.seeds import Seed, read_seeds
-from augment.turns import DROP_REASONS, MusicBackends
+from augment.turns import MusicBackends
 from chat.agents import count_usage
 from chat.backends import configured_backends
-from chat.runner import JsonlSink, RunSummary, encode_record, run_jobs
-
-
-def seed_log_path(output: str | Path) -> Path:
-    """`OUT.seeds.jsonl`: the outcome of every finished seed (the runner's sink)."""
-    return Path(f"{output}.seeds.jsonl")
-
-
-@dataclass
-class MusicRunResult:
-    """What one `augment music` run did; `counters` holds kept, dropped_<reason>, llm_calls and tokens."""
-
-    summary: RunSummary
-    output: Path
-    kept_total: int
-    counters: Counter
-
-    @property
-    def kept(self) -> int:
-        return self.counters["kept"]
-
-    @property
-    def dropped(self) -> dict[str, int]:
-        return {reason: self.counters[f"dropped_{reason}"] for reason in DROP_REASONS
-                if self.counters[f"dropped_{reason}"]}
-
-    def per_kept_pair(self) -> dict[str, float] | None:
-        """LLM calls and tokens of this run (dropped seeds included) divided by the pairs it kept."""
-        if not self.kept:
-            return None
-        tokens = self.counters["prompt_tokens"] + self.counters["completion_tokens"]
-        return {"llm_calls": self.counters["llm_calls"] / self.kept, "tokens": tokens / self.kept,
-                "completion_tokens": self.counters["completion_tokens"] / self.kept}
+from chat.runner import FilteredRunResult, JsonlSink, encode_record, run_jobs, seed_log_path
 
 
 async def run_music_async(input_path: str | Path, output: str | Path, config: MusicConfig, *,
                           backends: MusicBackends | None = None, progress: bool = True,
-                          handle_sigint: bool = True) -> MusicRunResult:
+                          handle_sigint: bool = True) -> FilteredRunResult:
     """Synthesize one MUSIC pair per seed of `input_path` into `output` (see the module docstring).
 
     `backends` overrides `config.backends` (tests pass scripted ones); backends built here are closed here.
@@ -87,10 +54,10 @@ async def run_music_async(input_path: str | Path, output: str | Path, config: Mu
                                      counters=counters, description="augment music", progress=progress,
                                      limit=config.limit, input_name=str(input_path), handle_sigint=handle_sigint)
             kept_total = len(kept_sink.finished_ids)
-    return MusicRunResult(summary, output, kept_total, counters)
+    return FilteredRunResult(summary, output, kept_total, counters)
 
 
-def run_music(input_path: str | Path, output: str | Path, config: MusicConfig, **kwargs: Any) -> MusicRunResult:
+def run_music(input_path: str | Path, output: str | Path, config: MusicConfig, **kwargs: Any) -> FilteredRunResult:
     """Synchronous `run_music_async`."""
     return asyncio.run(run_music_async(input_path, output, config, **kwargs))
 
@@ -109,12 +76,12 @@ def seed_outcome(result: PairResult) -> dict[str, Any]:
             "divergence_turn": result.divergence_turn, "swaps": result.swaps, "usage": result.usage}
 
 
-def format_music_summary(result: MusicRunResult) -> str:
+def format_music_summary(result: FilteredRunResult) -> str:
     """The augment-specific lines the CLI prints after the runner's summary."""
     dropped = result.dropped
     lines = [f"pairs kept this run: {result.kept}; dropped: {sum(dropped.values())}"
              + (f" ({', '.join(f'{reason} {count}' for reason, count in dropped.items())})" if dropped else "")]
-    cost = result.per_kept_pair()
+    cost = result.per_kept()
     if cost is not None:
         lines.append(f"per kept pair: {cost['llm_calls']:.1f} LLM calls, {cost['tokens']:.0f} tokens "
                      f"({cost['completion_tokens']:.0f} generated)")

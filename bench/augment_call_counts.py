@@ -48,7 +48,7 @@ def main() -> None:
             backend = ScriptedBackend(ideal_simulator)
             result = run_music(source, Path(directory) / f"out{index}.jsonl", MusicConfig(turns=args.turns, **values),
                                backends=MusicBackends(backend, backend, backend), progress=False, handle_sigint=False)
-            cost = result.per_kept_pair() or {"llm_calls": 0.0}
+            cost = result.per_kept() or {"llm_calls": 0.0}
             print(f"| {name} | {result.kept} | {cost['llm_calls']:.2f} |")
 
 

@@ -66,7 +66,7 @@ async def measure(backends: MusicBackends, config: MusicConfig, source: Path) ->
                                        progress=False, handle_sigint=False)
         elapsed = time.perf_counter() - started
     seeds = result.summary.done
-    cost = result.per_kept_pair() or {}
+    cost = result.per_kept() or {}
     return {
         "concurrency": config.concurrency, "seeds": seeds, "kept": result.kept, "elapsed_s": round(elapsed, 1),
         "seeds_per_min": round(60 * seeds / elapsed, 2), "pairs_per_min": round(60 * result.kept / elapsed, 2),

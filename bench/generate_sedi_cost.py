@@ -57,7 +57,7 @@ def main() -> None:
             stats = generation_stats(load_conversations(out))
         results[mode] = {"kept": result.kept, "calls": backend.calls,
                          "calls_per_kept": backend.calls / max(result.kept, 1),
-                         "dropped": result.dropped(), "mean_pairwise_rouge_l": stats["mean_pairwise_rouge_l"],
+                         "dropped": result.dropped, "mean_pairwise_rouge_l": stats["mean_pairwise_rouge_l"],
                          "distinct_2": stats["distinct_2"]}
     ratio = results["sedi"]["calls_per_kept"] / results["self-instruct"]["calls_per_kept"]
     print(json.dumps(results, indent=2))

@@ -29,14 +29,14 @@ def main() -> None:
     from chat.cli import main as turnwise
 
     results = {}
-    for annotations in sorted(ALPACA_DIR.glob("*.annotations.json.gz")):
-        name = annotations.name.split(".")[0]
+    for annotation_file in sorted(ALPACA_DIR.glob("*.annotations.json.gz")):
+        name = annotation_file.name.split(".")[0]
         verdicts = args.out / f"{name}.verdicts.jsonl"
         started = time.monotonic()
-        assert turnwise(["judge", "pairs", "--judge", "rm", "--rm", args.rm, "--input", str(annotations),
+        assert turnwise(["judge", "pairs", "--judge", "rm", "--rm", args.rm, "--input", str(annotation_file),
                          "-o", str(verdicts), "--no-progress"]) == 0
         elapsed = time.monotonic() - started
-        assert turnwise(["judge", "agree", "--a", str(annotations), "--b", str(verdicts),
+        assert turnwise(["judge", "agree", "--a", str(annotation_file), "--b", str(verdicts),
                          "-o", str(args.out / f"{name}.agreement")]) == 0
         report = json.loads((args.out / f"{name}.agreement" / "report.json").read_text())
         overall = report["agreement"]

@@ -121,7 +121,9 @@ def _field_type(cls: type, f: dataclasses.Field) -> tuple[type, bool]:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        annotation = args[0] if len(args) == 1 else str
+        if len(args) > 1:  # e.g. TRL's `dict | str` fields: a YAML mapping or a JSON string, used as given
+            return _Passthrough, False
+        annotation = args[0]
         origin = typing.get_origin(annotation)
     if origin is list:
         (item,) = typing.get_args(annotation) or (str,)

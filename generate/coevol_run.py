@@ -23,11 +23,10 @@ from chat.agents import count_usage
 from chat.backends import aclose_backends, build_backends
 from chat.backends.base import UsageLedger
 from chat.conversation import Conversation, PreferencePair
-from chat.runner import iter_records, run_jobs, summary_path, write_json_atomic
+from chat.runner import FilteredRunResult, iter_records, run_jobs, summary_path, write_json_atomic
 from generate.coevol import CoevolBackends, CoevolResult, refinable_turns, refine_conversation
 from generate.coevol_config import CoevolConfig
 from generate.registry import GENERATORS
-from generate.review_run import GenerateRunResult
 from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.seeds import read_seed_records
 
@@ -95,7 +94,7 @@ def coevol_report(output: str | Path) -> dict[str, Any]:
                                "(PAPERS.md 4)")
 async def run_coevol_async(input_path: str | Path, output: str | Path, config: CoevolConfig, *,
                            backends: CoevolBackends | None = None, rm: Any = None, progress: bool = True,
-                           handle_sigint: bool = True) -> GenerateRunResult:
+                           handle_sigint: bool = True) -> FilteredRunResult:
     """Refine every conversation of `input_path` into `output` (see the module docstring). `backends` and `rm`
     (any object with `score`) override `config.backends` / `config.rm`; what is built here is closed here."""
     output = Path(output)
@@ -125,10 +124,10 @@ async def run_coevol_async(input_path: str | Path, output: str | Path, config: C
     report = coevol_report(output)
     written = json.loads(summary_path(output).read_text(encoding="utf-8"))
     write_json_atomic(summary_path(output), {**written, "coevol": report})
-    return GenerateRunResult(summary, output, sum(1 for _ in iter_records(output)), counters)
+    return FilteredRunResult(summary, output, sum(1 for _ in iter_records(output)), counters)
 
 
-def run_coevol(input_path: str | Path, output: str | Path, config: CoevolConfig, **kwargs: Any) -> GenerateRunResult:
+def run_coevol(input_path: str | Path, output: str | Path, config: CoevolConfig, **kwargs: Any) -> FilteredRunResult:
     """Synchronous `run_coevol_async`."""
     return asyncio.run(run_coevol_async(input_path, output, config, **kwargs))
 

@@ -12,49 +12,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chat.agents import count_usage
 from chat.backends import configured_backends
-from chat.runner import JsonlSink, RunSummary, encode_record, run_jobs
+from chat.runner import FilteredRunResult, JsonlSink, encode_record, run_jobs, seed_log_path
 from generate.config import ReviewInstructConfig
 from generate.registry import GENERATORS
 from generate.review_instruct import (ConversationResult, ReviewInstructBackends,
                                       review_conversation_id, review_instruct_conversation)
 from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.seeds import SeedPrompt, read_seed_records, seed_prompts
-
-
-def seed_log_path(output: str | Path) -> Path:
-    """`OUT.seeds.jsonl`: the outcome of every finished seed (the runner's sink)."""
-    return Path(f"{output}.seeds.jsonl")
-
-
-@dataclass
-class GenerateRunResult:
-    """What one generator run did; `counters` holds kept, dropped_<reason>, llm_calls, reasks and tokens."""
-
-    summary: RunSummary
-    output: Path
-    kept_total: int
-    counters: Counter
-
-    @property
-    def kept(self) -> int:
-        return self.counters["kept"]
-
-    def dropped(self) -> dict[str, int]:
-        return {key[len("dropped_"):]: value for key, value in sorted(self.counters.items())
-                if key.startswith("dropped_") and value}
-
-    def per_kept(self) -> dict[str, float] | None:
-        """LLM calls and tokens of this run (dropped items included) per kept record."""
-        if not self.kept:
-            return None
-        tokens = self.counters["prompt_tokens"] + self.counters["completion_tokens"]
-        return {"llm_calls": self.counters["llm_calls"] / self.kept, "tokens": tokens / self.kept}
 
 
 def count_result(counters: Counter, result: ConversationResult) -> None:
@@ -78,7 +47,7 @@ def seed_outcome(result: ConversationResult) -> dict[str, Any]:
                                         "with the RM as reviewer and filter (PAPERS.md 2)")
 async def run_review_instruct_async(input_path: str | Path, output: str | Path, config: ReviewInstructConfig, *,
                                     backends: ReviewInstructBackends | None = None, rm: Any = None,
-                                    progress: bool = True, handle_sigint: bool = True) -> GenerateRunResult:
+                                    progress: bool = True, handle_sigint: bool = True) -> FilteredRunResult:
     """Grow one conversation per seed of `input_path` into `output` (see the module docstring).
 
     `backends` overrides `config.backends` and `rm` (any object with score/score_turns) overrides
@@ -108,18 +77,18 @@ async def run_review_instruct_async(input_path: str | Path, output: str | Path, 
                                      counters=counters, description="generate review-instruct", progress=progress,
                                      limit=config.limit, input_name=str(input_path), handle_sigint=handle_sigint)
             kept_total = len(kept_sink.finished_ids)
-    return GenerateRunResult(summary, output, kept_total, counters)
+    return FilteredRunResult(summary, output, kept_total, counters)
 
 
 def run_review_instruct(input_path: str | Path, output: str | Path, config: ReviewInstructConfig,
-                        **kwargs: Any) -> GenerateRunResult:
+                        **kwargs: Any) -> FilteredRunResult:
     """Synchronous `run_review_instruct_async`."""
     return asyncio.run(run_review_instruct_async(input_path, output, config, **kwargs))
 
 
-def format_generate_summary(result: GenerateRunResult, what: str) -> str:
+def format_generate_summary(result: FilteredRunResult, what: str) -> str:
     """The generator-specific lines the CLI prints after the runner's summary."""
-    dropped = result.dropped()
+    dropped = result.dropped
     lines = [f"{what} kept this run: {result.kept}; dropped: {sum(dropped.values())}"
              + (f" ({', '.join(f'{reason} {count}' for reason, count in dropped.items())})" if dropped else "")]
     cost = result.per_kept()

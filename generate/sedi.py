@@ -25,12 +25,11 @@ from chat.backends import configured_backends
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
-from chat.runner import JsonlSink, encode_record, read_records, run_jobs
+from chat.runner import FilteredRunResult, JsonlSink, encode_record, read_records, run_jobs
 from generate.config import SediConfig
 from generate.diversity import BatchAssembler, MiniLMEmbedder
 from generate.prompts import PROMPT_VERSION
 from generate.registry import GENERATORS
-from generate.review_run import GenerateRunResult
 from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.rouge import RougePool
 from generate.sedi_steps import (format_generation_input, format_response_input, generation_stop,
@@ -283,7 +282,7 @@ def restore_state(state: SediState, output: Path, config: SediConfig, embedder: 
                              "Self-Instruct baseline mode (PAPERS.md 3)")
 async def run_sedi_async(input_path: str | Path, output: str | Path, config: SediConfig, *,
                          backends: SediBackends | None = None, rm: Any = None, embedder: Any = None,
-                         progress: bool = True, handle_sigint: bool = True) -> GenerateRunResult:
+                         progress: bool = True, handle_sigint: bool = True) -> FilteredRunResult:
     """Run `config.iterations` iterations from the seed tasks of `input_path` into `output` (module docstring).
 
     `backends`, `rm` (score/score_turns) and `embedder` (encode(texts) -> unit vectors) override what
@@ -327,9 +326,9 @@ async def run_sedi_async(input_path: str | Path, output: str | Path, config: Sed
                                      description=f"generate sedi ({config.mode})", progress=progress,
                                      input_name=str(input_path), handle_sigint=handle_sigint)
             kept_total = len(kept_sink.finished_ids)
-    return GenerateRunResult(summary, output, kept_total, counters)
+    return FilteredRunResult(summary, output, kept_total, counters)
 
 
-def run_sedi(input_path: str | Path, output: str | Path, config: SediConfig, **kwargs: Any) -> GenerateRunResult:
+def run_sedi(input_path: str | Path, output: str | Path, config: SediConfig, **kwargs: Any) -> FilteredRunResult:
     """Synchronous `run_sedi_async`."""
     return asyncio.run(run_sedi_async(input_path, output, config, **kwargs))

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from augment.config import MusicConfig
-from augment.run import run_music, seed_log_path
+from augment.run import run_music
+from chat.runner import seed_log_path
 from chat.formats import read_records
 from chat.runner import read_records as read_sink
 

@@ -9,7 +9,8 @@ import pytest
 from augment_helpers import FakeSimulator, config, fake_backends
 
 from augment.music import music_pair_id
-from augment.run import run_music, seed_log_path
+from augment.run import run_music
+from chat.runner import seed_log_path
 from chat.conversation import PreferencePair
 from chat.errors import BackendError, InputError
 from chat.formats import read_records
@@ -116,7 +117,7 @@ def test_results_do_not_depend_on_concurrency(tmp_path):
 def test_cost_per_kept_pair_counts_the_calls_of_dropped_seeds_too(tmp_path):
     result, backend = run(tmp_path, FakeSimulator(user=drop_odd_prompts), turns=2, divergence="final")
     assert result.counters["llm_calls"] == backend.calls
-    assert result.per_kept_pair()["llm_calls"] == pytest.approx(backend.calls / 3)
+    assert result.per_kept()["llm_calls"] == pytest.approx(backend.calls / 3)
 
 
 def test_input_that_is_not_pairs_or_conversations_is_an_input_error(tmp_path):

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from chat.agents import ParseError, StepCaller
+from chat.agents import ParseError
 from chat.backends.scripted import ScriptedBackend
 from chat.conversation import Conversation, Message
-from generate.coevol import CoevolBackends, refine_conversation, refine_response
+from generate.coevol import CoevolBackends, refine_conversation
 from generate.coevol_config import CoevolConfig
 from generate.coevol_run import run_coevol
 from generate.coevol_steps import (NEW, OLD, TIE, context_window, format_debater_input, format_free_debate_input,

@@ -9,7 +9,8 @@ from generate_helpers import alpaca_seeds
 
 from chat.config import build_config, load_yaml
 from generate.config import ReviewInstructConfig, SediConfig
-from generate.review_run import run_review_instruct, seed_log_path
+from chat.runner import seed_log_path
+from generate.review_run import run_review_instruct
 from generate.sedi import iteration_log_path, run_sedi
 
 pytestmark = pytest.mark.slow
@@ -21,7 +22,7 @@ def test_review_instruct_and_sedi_run_on_the_embedded_model(tmp_path):
     result = run_review_instruct(alpaca_seeds(tmp_path / "seeds.jsonl", 2), tmp_path / "review.jsonl", config,
                                  progress=False, handle_sigint=False)
     log = [json.loads(line) for line in seed_log_path(tmp_path / "review.jsonl").read_text().splitlines()]
-    assert len(log) == 1 and result.kept + sum(result.dropped().values()) == 1
+    assert len(log) == 1 and result.kept + sum(result.dropped.values()) == 1
     assert 1 <= result.counters["llm_calls"] + result.counters["cache_hits"] <= 3   # a rerun hits the response cache
     sedi = build_config(SediConfig, {"mode": "self-instruct", "backends": values["backends"], "iterations": 1,
                                      "requests_per_iteration": 2, "instructions_per_call": 2, "max_tokens": 24,

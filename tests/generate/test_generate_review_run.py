@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from generate_helpers import FakeAgents, FakeRM, agents_backend, alpaca_seeds, write_jsonl
 
 from chat.cli import main
@@ -12,7 +11,8 @@ from chat.conversation import Conversation
 from chat.formats import read_records
 from generate.config import ReviewInstructConfig
 from generate.review_instruct import ReviewInstructBackends
-from generate.review_run import run_review_instruct, seed_log_path
+from chat.runner import seed_log_path
+from generate.review_run import run_review_instruct
 
 
 def run(tmp_path, source, agents=None, rm=None, **values):
@@ -41,7 +41,7 @@ def test_resume_grows_only_unfinished_seeds_and_remembers_dropped_ones(tmp_path)
     source = alpaca_seeds(tmp_path / "seeds.jsonl", 5)
     drop_two = FakeAgents(candidate=lambda m: "no marker" if "number 2." in m[1]["content"] else "ANSWER: ok")
     first, _ = run(tmp_path, source, drop_two, limit=3)
-    assert first.kept == 2 and first.dropped() == {"parse_failure": 1}
+    assert first.kept == 2 and first.dropped == {"parse_failure": 1}
     second, backend = run(tmp_path, source, drop_two)
     assert second.summary.skipped_existing == 3 and second.kept == 2
     assert backend.calls == 2 * 2 * 4

@@ -14,7 +14,6 @@ from chat.errors import ConfigError
 from judge.bon import BonConfig, format_user_simulator_input, parse_user_turn, win_rate_report
 from judge.bon_job import run_bon_job
 from judge.config import JudgeConfig
-from judge.llm import LLMPairwiseJudge
 
 
 class SeedRM:

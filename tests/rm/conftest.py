@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from chat.conversation import PreferencePair
 from rm_helpers import synthetic_pairs, tiny_config
 
 
