@@ -306,6 +306,7 @@ def test_bad_arguments_are_config_errors(tmp_path):
 def test_first_ctrl_c_finishes_items_in_flight_and_returns_interrupted(tmp_path):
     out = tmp_path / "out.jsonl"
     started: list[str] = []
+    handler_before = signal.getsignal(signal.SIGINT)  # default, or SIG_IGN when pytest runs in the background
 
     async def worker(item: dict) -> dict:
         started.append(item["id"])
@@ -318,7 +319,7 @@ def test_first_ctrl_c_finishes_items_in_flight_and_returns_interrupted(tmp_path)
     assert summary.interrupted and summary.errors == 0
     assert sorted(ids_in(out)) == sorted(started) and 6 <= len(started) < 50
     assert json.loads(summary_path(out).read_text(encoding="utf-8"))["interrupted"] is True
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before
     rest = run(items(50), worker, out, concurrency=4, progress=False)
     assert not rest.interrupted and sorted(ids_in(out)) == [f"i{k:03d}" for k in range(50)]
 
