@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat.config import check_backend_roles, check_run_fields
 from chat.errors import ConfigError
 
 #: How the divergence turn d is drawn.
@@ -113,23 +114,11 @@ class MusicConfig:
         if self.contrast_scope not in CONTRAST_SCOPES:
             raise ConfigError(f"contrast_scope: expected one of {', '.join(CONTRAST_SCOPES)}, "
                               f"got {self.contrast_scope!r}")
-        if self.max_tokens < 1:
-            raise ConfigError(f"max_tokens: expected at least 1, got {self.max_tokens}")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature: expected >= 0, got {self.temperature}")
+        check_run_fields(self)
         if self.max_reasks < 0:
             raise ConfigError(f"max_reasks: expected 0 or more, got {self.max_reasks}")
         if self.max_conversation_tokens < 1:
             raise ConfigError(f"max_conversation_tokens: expected at least 1, got {self.max_conversation_tokens}")
-        if self.concurrency < 1:
-            raise ConfigError(f"concurrency: expected at least 1, got {self.concurrency}")
-        if self.limit is not None and self.limit < 0:
-            raise ConfigError(f"limit: expected 0 or more, got {self.limit}")
-        if self.input_on_error not in ("skip", "fail"):
-            raise ConfigError(f"input_on_error: expected skip or fail, got {self.input_on_error!r}")
         if not isinstance(self.backends, dict) or "simulator" not in self.backends:
             raise ConfigError("backends: expected a mapping with at least a 'simulator' entry")
-        unknown = sorted(set(self.backends) - set(BACKEND_ROLES))
-        if unknown:
-            raise ConfigError(f"backends: unknown role(s) {', '.join(map(str, unknown))} "
-                              f"(known: {', '.join(BACKEND_ROLES)})")
+        check_backend_roles(self.backends, BACKEND_ROLES)

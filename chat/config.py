@@ -114,6 +114,33 @@ def load_yaml(path: Path | str) -> dict[str, Any]:
     return data
 
 
+def check_backend_roles(backends: Any, known: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> None:
+    """Reject a `backends:` mapping that is empty or names roles the generator does not have."""
+    if not isinstance(backends, dict) or not backends:
+        raise ConfigError("backends: expected a mapping of role -> backend spec")
+    unknown = sorted(str(role) for role in backends
+                     if role not in known and not any(str(role).startswith(p) and str(role)[len(p):].isdigit()
+                                                      for p in prefixes))
+    if unknown:
+        raise ConfigError(f"backends: unknown role(s) {', '.join(unknown)} (known: {', '.join(known)}"
+                          + (f", {', '.join(p + 'N' for p in prefixes)}" if prefixes else "") + ")")
+
+
+def check_run_fields(config: Any) -> None:
+    """Validate the fields every LLM-driven job config shares: max_tokens, temperature, concurrency, limit,
+    input_on_error (augment and generate configs call it from `validate`)."""
+    if config.max_tokens < 1:
+        raise ConfigError(f"max_tokens: expected at least 1, got {config.max_tokens}")
+    if config.temperature < 0:
+        raise ConfigError(f"temperature: expected >= 0, got {config.temperature}")
+    if config.concurrency < 1:
+        raise ConfigError(f"concurrency: expected at least 1, got {config.concurrency}")
+    if config.limit is not None and config.limit < 0:
+        raise ConfigError(f"limit: expected 0 or more, got {config.limit}")
+    if config.input_on_error not in ("skip", "fail"):
+        raise ConfigError(f"input_on_error: expected skip or fail, got {config.input_on_error!r}")
+
+
 def _field_type(cls: type, f: dataclasses.Field) -> tuple[type, bool]:
     """(scalar type, is_list) of a field, unwrapping Optional and list annotations."""
     hints = typing.get_type_hints(cls)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chat.errors import ConfigError
-from generate.config import check_backend_roles, check_common_fields, default_backends
+from chat.config import check_backend_roles, check_run_fields
+from generate.config import default_backends
 
 #: How the judge compares the old and the edited response.
 COEVOL_JUDGES = ("llm", "rm")
@@ -69,7 +70,7 @@ class CoevolConfig:
         default="skip", metadata={"help": "Invalid input rows: skip (counted) or fail.", "choices": ["skip", "fail"]})
 
     def __post_init__(self) -> None:
-        check_common_fields(self)
+        check_run_fields(self)
         for name in ("iterations", "max_suggestions", "max_words"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected at least 1, got {getattr(self, name)}")

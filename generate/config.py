@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat.config import check_backend_roles, check_run_fields
 from chat.errors import ConfigError
 
 #: Modes of `generate sedi`.
@@ -16,32 +17,6 @@ BATCH_SIMILARITIES = ("rouge", "embedding")
 def default_backends() -> dict[str, Any]:
     """Every role on the embedded local model unless the config names backends."""
     return {"default": {"kind": "local", "model": "embedded"}}
-
-
-def check_backend_roles(backends: Any, known: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> None:
-    """Reject a `backends:` mapping that is empty or names roles the generator does not have."""
-    if not isinstance(backends, dict) or not backends:
-        raise ConfigError("backends: expected a mapping of role -> backend spec")
-    unknown = sorted(str(role) for role in backends
-                     if role not in known and not any(str(role).startswith(p) and str(role)[len(p):].isdigit()
-                                                      for p in prefixes))
-    if unknown:
-        raise ConfigError(f"backends: unknown role(s) {', '.join(unknown)} (known: {', '.join(known)}"
-                          + (f", {', '.join(p + 'N' for p in prefixes)}" if prefixes else "") + ")")
-
-
-def check_common_fields(config: Any) -> None:
-    """Validate the sampling, concurrency and input fields every generator config shares."""
-    if config.max_tokens < 1:
-        raise ConfigError(f"max_tokens: expected at least 1, got {config.max_tokens}")
-    if config.temperature < 0:
-        raise ConfigError(f"temperature: expected >= 0, got {config.temperature}")
-    if config.concurrency < 1:
-        raise ConfigError(f"concurrency: expected at least 1, got {config.concurrency}")
-    if config.limit is not None and config.limit < 0:
-        raise ConfigError(f"limit: expected 0 or more, got {config.limit}")
-    if config.input_on_error not in ("skip", "fail"):
-        raise ConfigError(f"input_on_error: expected skip or fail, got {config.input_on_error!r}")
 
 
 @dataclass
@@ -102,7 +77,7 @@ class ReviewInstructConfig:
         default="skip", metadata={"help": "Invalid input rows: skip (counted) or fail.", "choices": ["skip", "fail"]})
 
     def __post_init__(self) -> None:
-        check_common_fields(self)
+        check_run_fields(self)
         if self.reviewers < 1:
             raise ConfigError(f"reviewers: expected at least 1, got {self.reviewers}")
         if self.rounds < 1:
@@ -193,7 +168,7 @@ class SediConfig:
         default="skip", metadata={"help": "Invalid input rows: skip (counted) or fail.", "choices": ["skip", "fail"]})
 
     def __post_init__(self) -> None:
-        check_common_fields(self)
+        check_run_fields(self)
         if self.mode not in SEDI_MODES:
             raise ConfigError(f"mode: expected one of {', '.join(SEDI_MODES)}, got {self.mode!r}")
         if self.batch_similarity not in BATCH_SIMILARITIES:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chat.errors import ConfigError
-from generate.config import check_backend_roles, check_common_fields, default_backends
+from chat.config import check_backend_roles, check_run_fields
+from generate.config import default_backends
 
 #: The two ways a seed QA is chained (PAPERS.md 5.4): neighbours in the same document, or in other documents.
 CHAIN_KINDS = ("indoc", "crossdoc")
@@ -66,7 +67,7 @@ class MimgConfig:
         default="skip", metadata={"help": "Invalid input rows: skip (counted) or fail.", "choices": ["skip", "fail"]})
 
     def __post_init__(self) -> None:
-        check_common_fields(self)
+        check_run_fields(self)
         if self.chunk_tokens < 8:
             raise ConfigError(f"chunk_tokens: expected at least 8, got {self.chunk_tokens}")
         if self.max_questions < 1:
