@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from chat.conversation import Conversation, Message, PreferencePair
-from chat.errors import InputError
-from chat.formats import read_records
+from chat.formats import read_records_of
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +81,9 @@ def read_seeds(path: str | Path, seed_turns: int, *, format: str | None = None, 
     With `on_error="skip"` invalid rows (an empty final reply, say: the seed may not even need it)
     are left out, counted as `input_rows_rejected` and the first one is logged; "fail" stops at it.
     """
-    rejects: list[dict] = []
-    records = read_records(path, format, on_error=on_error, rejects=rejects)
-    return seeds_from_records(_pairs_or_conversations(records, str(path), rejects, counters), seed_turns, counters)
-
-
-def _pairs_or_conversations(records: Iterable, name: str, rejects: list[dict],
-                            counters: Counter | None) -> Iterator[Conversation | PreferencePair]:
-    for record in records:
-        if not isinstance(record, (Conversation, PreferencePair)):
-            raise InputError(name, None, "format", f"expected preference pairs or conversations, got "
-                                                   f"{type(record).__name__.lower()}s")
-        yield record
-    if rejects:
-        first = rejects[0]
-        logger.warning("%s: skipped %d invalid rows (first: line %s: %s: %s)", name, len(rejects), first["line"],
-                       first["field"], first["reason"])
-        if counters is not None:
-            counters["input_rows_rejected"] += len(rejects)
+    records = read_records_of(path, (Conversation, PreferencePair), "preference pairs or conversations", format,
+                              on_error=on_error, counters=counters)
+    return seeds_from_records(records, seed_turns, counters)
 
 
 def _count(counters: Counter | None, key: str) -> None:

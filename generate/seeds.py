@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from chat.conversation import Conversation, Document, Message, PreferencePair
-from chat.errors import InputError
-from chat.formats import read_records
+from chat.formats import read_records_of
 
 logger = logging.getLogger(__name__)
 
@@ -49,18 +48,8 @@ def read_seed_records(path: str | Path, *, format: str | None = None, on_error: 
                       counters: Counter | None = None) -> Iterator[Conversation | PreferencePair | Document]:
     """Records of a seed file (Alpaca, Self-Instruct seed tasks, MT-Bench questions, ShareGPT, preference
     pairs, plain text); invalid rows are skipped and counted as `input_rows_rejected` unless on_error=fail."""
-    rejects: list[dict] = []
-    for record in read_records(path, format, on_error=on_error, rejects=rejects):
-        if not isinstance(record, (Conversation, PreferencePair, Document)):
-            raise InputError(str(path), None, "format", f"expected prompts, conversations or text, got "
-                                                        f"{type(record).__name__.lower()}s")
-        yield record
-    if rejects:
-        first = rejects[0]
-        logger.warning("%s: skipped %d invalid rows (first: line %s: %s: %s)", path, len(rejects), first["line"],
-                       first["field"], first["reason"])
-        if counters is not None:
-            counters["input_rows_rejected"] += len(rejects)
+    return read_records_of(path, (Conversation, PreferencePair, Document), "prompts, conversations or text", format,
+                           on_error=on_error, counters=counters)
 
 
 def _conversations(records: Iterable[Conversation | PreferencePair | Document]) -> Iterator[Conversation]:

@@ -25,12 +25,13 @@ from chat.formats.base import CONVERSATION, DOCUMENT, JUDGE_PROMPT, PAIR, Record
 from chat.formats.judge_prompts import JudgePromptTemplate  # noqa: E402
 from chat.formats.reading import (  # noqa: E402
     ON_ERROR, DatasetReader, RowResult, detect_format, detect_row_format, load_conversations, load_documents,
-    load_judge_prompts, load_pairs, read_records,
+    load_judge_prompts, load_pairs, read_records, read_records_of,
 )
 from chat.formats.writer import canonical_row, write_jsonl  # noqa: E402
 
 __all__ = [
     "CONVERSATION", "DOCUMENT", "FORMATS", "JUDGE_PROMPT", "ON_ERROR", "PAIR", "DatasetReader", "JudgePromptTemplate",
     "RecordReader", "RowResult", "SourceInfo", "canonical_row", "detect_format", "detect_row_format",
-    "load_conversations", "load_documents", "load_judge_prompts", "load_pairs", "read_records", "write_jsonl",
+    "load_conversations", "load_documents", "load_judge_prompts", "load_pairs", "read_records", "read_records_of",
+    "write_jsonl",
 ]

@@ -168,6 +168,27 @@ def read_records(source: str | Path, format: str | None = None, *, on_error: str
     return DatasetReader(source, format, split=split).records(on_error=on_error, rejects=rejects, limit=limit)
 
 
+def read_records_of(source: str | Path, kinds: tuple[type, ...], expected: str, format: str | None = None, *,
+                    on_error: str = "skip", counters: Any = None) -> Iterator[Any]:
+    """Records of `source` that must be of `kinds` (else InputError naming `expected`, e.g. "prompts").
+
+    With on_error="skip", invalid rows are left out: the first is logged and their number is added to
+    `counters["input_rows_rejected"]` (a collections.Counter) once the source is exhausted.
+    """
+    rejects: list[dict] = []
+    for record in read_records(source, format, on_error=on_error, rejects=rejects):
+        if not isinstance(record, kinds):
+            raise InputError(str(source), None, "format",
+                             f"expected {expected}, got {type(record).__name__.lower()}s")
+        yield record
+    if rejects:
+        first = rejects[0]
+        logger.warning("%s: skipped %d invalid rows (first: line %s: %s: %s)", source, len(rejects), first["line"],
+                       first["field"], first["reason"])
+        if counters is not None:
+            counters["input_rows_rejected"] += len(rejects)
+
+
 def _load(source: str | Path, format: str | None, kind: str, options: dict[str, Any]) -> list[Any]:
     split = options.pop("split", "train")
     check_on_error(options.get("on_error", "fail"))
