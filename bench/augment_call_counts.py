@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from augment.config import MusicConfig  # noqa: E402
 from augment.run import run_music  # noqa: E402
 from augment.turns import MusicBackends  # noqa: E402
+from bench.results import record  # noqa: E402
 from chat.backends.scripted import ScriptedBackend  # noqa: E402
 from chat.conversation import content_id  # noqa: E402
 
@@ -44,12 +45,23 @@ def main() -> None:
         source.write_text("".join(json.dumps({"id": f"p{i}", "messages": [{"role": "user", "content": f"Task {i}"}]})
                                   + "\n" for i in range(args.seeds)))
         print("| config | kept | calls per kept pair |\n|---|---|---|")
+        calls_per_kept = {}
         for index, (name, values) in enumerate(variants.items()):
             backend = ScriptedBackend(ideal_simulator)
             result = run_music(source, Path(directory) / f"out{index}.jsonl", MusicConfig(turns=args.turns, **values),
                                backends=MusicBackends(backend, backend, backend), progress=False, handle_sigint=False)
             cost = result.per_kept() or {"llm_calls": 0.0}
+            calls_per_kept[name] = cost["llm_calls"]
             print(f"| {name} | {result.kept} | {cost['llm_calls']:.2f} |")
+    default_name, default_calls = next(iter(calls_per_kept.items()))
+    for name, calls in list(calls_per_kept.items())[1:]:
+        ratio = calls / default_calls if default_calls else None
+        if ratio is not None:
+            print(f"{name} vs {default_name}: {ratio:.3f}x calls per kept pair")
+        record(f"MUSIC LLM calls per kept pair, T={args.turns}: {name} vs default (scripted simulator)",
+               baseline=f"default: {default_name}", ratio=ratio, target="none", met=None,
+               details={"summary": f"{calls:.2f} vs {default_calls:.2f} calls per kept pair, {args.seeds} seeds",
+                        "calls_per_kept_pair": {k: round(v, 4) for k, v in calls_per_kept.items()}})
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from augment.config import MusicConfig  # noqa: E402
 from augment.run import run_music_async  # noqa: E402
 from augment.turns import DROP_REASONS, MusicBackends  # noqa: E402
+from bench.results import record  # noqa: E402
 from chat.backends import build_backend  # noqa: E402
 from chat.backends.base import Completion  # noqa: E402
 from chat.conversation import Message  # noqa: E402
@@ -112,9 +113,27 @@ def main() -> None:
         print(f"| {row['concurrency']} | {row['seeds_per_min']} | {row['pairs_per_min']} | "
               f"{row['completion_tokens_per_s']} | {row['calls_per_kept_pair']} | {row['tokens_per_kept_pair']} | "
               f"{row['dropped_share']} |")
+    setup = f"{args.seeds} seeds, T={args.turns}, max_tokens {args.max_tokens}, swap JSON by {args.swap_writer}"
     if len(rows) >= 2 and rows[0]["seeds_per_min"]:
-        print(f"speed-up (seeds/min) at concurrency {rows[-1]['concurrency']} vs {rows[0]['concurrency']}: "
-              f"{rows[-1]['seeds_per_min'] / rows[0]['seeds_per_min']:.2f}x")
+        first, last = rows[0], rows[-1]
+        speed_up = last["seeds_per_min"] / first["seeds_per_min"]
+        print(f"speed-up (seeds/min) at concurrency {last['concurrency']} vs {first['concurrency']}: {speed_up:.2f}x")
+        record(f"MUSIC on the embedded model: seeds/min, {last['concurrency']} vs {first['concurrency']} "
+               "seeds in flight",
+               baseline=f"{first['concurrency']} seed(s) in flight, same seeds", ratio=speed_up, target="none",
+               met=None, details={"summary": f"{last['seeds_per_min']} vs {first['seeds_per_min']} seeds/min, "
+                                             f"{last['completion_tokens_per_s']} vs {first['completion_tokens_per_s']} "
+                                             f"generated tok/s; {setup}", "rows": rows})
+    last = rows[-1]
+    if last["seeds"]:
+        kept_share = last["kept"] / last["seeds"]
+        dropped = ", ".join(f"{reason} {share:.1%}" for reason, share in last["dropped_share"].items()) or "none"
+        print(f"kept pairs per seed at concurrency {last['concurrency']}: {kept_share:.3f} (dropped: {dropped})")
+        record(f"MUSIC on the embedded model, swap JSON by {args.swap_writer}: kept pairs per seed",
+               baseline="seeds in", ratio=kept_share, target="none", met=None,
+               details={"summary": f"{last['kept']} of {last['seeds']} kept; dropped {dropped}; "
+                                   f"{last['llm_calls']} calls, {last['completion_tokens']} generated tokens, "
+                                   f"{last['elapsed_s']} s; {setup}", "row": last})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
    accept/stop rules. 20 Self-Instruct seed tasks (instruction + output), 3 iterations, LLM judge.
 2. The embedded Gemma 3 270M base model (smoke quality) on 4 seed tasks, 3 iterations, max_tokens 64: what a
    model that does not follow the reply formats costs and how often an edit survives.
-Run: .venv/bin/python bench/generate_coevol_cost.py [--skip-embedded]
+Run: .venv/bin/python bench/generate_coevol_cost.py [--skip-embedded | --skip-scripted]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import record  # noqa: E402
 from chat.backends.scripted import ScriptedBackend  # noqa: E402
 from generate.coevol import CoevolBackends  # noqa: E402
 from generate.coevol_config import CoevolConfig  # noqa: E402
@@ -67,14 +68,15 @@ def summarise(result, output: Path, seconds: float) -> dict:
 def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        backend = ScriptedBackend(scripted_agents(0.6))
-        config = CoevolConfig(backends={"default": {"kind": "scripted"}}, iterations=3, limit=20)
-        started = time.monotonic()
-        result = run_coevol(SEEDS, Path(tmp) / "scripted.jsonl", config,
-                            backends=CoevolBackends(backend, backend, backend, backend, backend), progress=False,
-                            handle_sigint=False)
-        results["scripted (judge accepts 60%)"] = summarise(result, Path(tmp) / "scripted.jsonl",
-                                                            time.monotonic() - started)
+        if "--skip-scripted" not in sys.argv:
+            backend = ScriptedBackend(scripted_agents(0.6))
+            config = CoevolConfig(backends={"default": {"kind": "scripted"}}, iterations=3, limit=20)
+            started = time.monotonic()
+            result = run_coevol(SEEDS, Path(tmp) / "scripted.jsonl", config,
+                                backends=CoevolBackends(backend, backend, backend, backend, backend), progress=False,
+                                handle_sigint=False)
+            results["scripted (judge accepts 60%)"] = summarise(result, Path(tmp) / "scripted.jsonl",
+                                                                time.monotonic() - started)
         if "--skip-embedded" not in sys.argv:
             config = CoevolConfig(backends={"default": {"kind": "local", "model": "embedded", "max_batch_size": 8}},
                                   iterations=3, limit=4, max_tokens=64, max_reasks=1, concurrency=4)
@@ -83,6 +85,13 @@ def main() -> None:
             results["embedded Gemma 3 270M base (smoke)"] = summarise(result, Path(tmp) / "embedded.jsonl",
                                                                       time.monotonic() - started)
     print(json.dumps(results, indent=2))
+    for name, result in results.items():
+        acceptance = " / ".join(f"{100 * row['rate']:.0f}%" for row in result["acceptance_by_iteration"].values())
+        stops = ", ".join(f"{reason} {count}" for reason, count in result["stop_reasons"].items())
+        record(f"CoEvol, {name}: LLM calls per refined item", baseline="none (absolute cost)",
+               ratio=result["calls_per_item"], unit="calls per item", target="none", met=None,
+               details={"summary": f"{result['tokens_per_item']:.0f} tokens per item, {result['items']} items; "
+                                   f"accepted by iteration {acceptance or '-'}; stops: {stops}", **result})
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
    questions per chunk of which one carries a dangling reference ("this passage"); the verifier scores each QA
    3-10 at random (seeded by the request), so ~75% pass the threshold 7 wherever it is asked.
 2. The embedded Gemma 3 270M base model (smoke quality) on 4 HotpotQA paragraphs, max_tokens 96.
-Run: .venv/bin/python bench/generate_mimg_cost.py [--skip-embedded]
+Run: .venv/bin/python bench/generate_mimg_cost.py [--skip-embedded | --skip-scripted]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import record  # noqa: E402
 from chat.backends.scripted import ScriptedBackend  # noqa: E402
 from generate.mimg import MimgBackends  # noqa: E402
 from generate.mimg_config import MimgConfig  # noqa: E402
@@ -54,14 +55,15 @@ def scripted_agents(pass_scores=range(3, 11)):
 def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        backend = ScriptedBackend(scripted_agents())
-        config = MimgConfig(backends={"default": {"kind": "scripted"}}, limit=6, distractor_chunks=4)
-        started = time.monotonic()
-        result = run_mimg(DATA / "longmit_text_corpus_200.jsonl.gz", Path(tmp) / "scripted.jsonl", config,
-                          backends=MimgBackends(backend, backend, backend, backend), progress=False,
-                          handle_sigint=False)
-        results["scripted agents + MiniLM, LongMIT corpus (6 docs)"] = {**result.report,
-                                                                        "seconds": round(time.monotonic() - started, 1)}
+        if "--skip-scripted" not in sys.argv:
+            backend = ScriptedBackend(scripted_agents())
+            config = MimgConfig(backends={"default": {"kind": "scripted"}}, limit=6, distractor_chunks=4)
+            started = time.monotonic()
+            result = run_mimg(DATA / "longmit_text_corpus_200.jsonl.gz", Path(tmp) / "scripted.jsonl", config,
+                              backends=MimgBackends(backend, backend, backend, backend), progress=False,
+                              handle_sigint=False)
+            results["scripted agents + MiniLM, LongMIT corpus (6 docs)"] = {
+                **result.report, "seconds": round(time.monotonic() - started, 1)}
         if "--skip-embedded" not in sys.argv:
             config = MimgConfig(backends={"default": {"kind": "local", "model": "embedded", "max_batch_size": 8}},
                                 limit=4, max_tokens=96, max_reasks=1, concurrency=4, max_hops=3)
@@ -71,6 +73,19 @@ def main() -> None:
             results["embedded Gemma 3 270M base (smoke), 4 HotpotQA paragraphs"] = {
                 **result.report, "seconds": round(time.monotonic() - started, 1)}
     print(json.dumps(results, indent=2))
+    for name, report in results.items():
+        per_kept = report.get("per_kept_multi_hop_qa") or {}
+        rates = report.get("pass_rates", {})
+        passes = "; ".join(f"{label} {rates[key]['passed']}/{rates[key]['total']}" for key, label in
+                           (("verification_single_hop", "single-hop verify"),
+                            ("verification_multi_hop", "multi-hop verify")) if key in rates)
+        hops = ", ".join(f"{hop}-hop {count}" for hop, count in report.get("hop_distribution", {}).items())
+        summary = (f"{per_kept['tokens']:.0f} tokens per kept QA; " if per_kept else
+                   f"0 kept multi-hop QAs ({report.get('llm_calls', 0)} calls, {report.get('tokens', 0)} tokens); ")
+        summary += f"{passes or 'no verification reached'}; {hops or 'no multi-hop QA'}"
+        record(f"MIMG, {name}: LLM calls per kept multi-hop QA", baseline="none (absolute cost)",
+               ratio=per_kept.get("llm_calls"), unit="calls per kept QA", target="none", met=None,
+               details={"summary": summary, **report})
 
 
 if __name__ == "__main__":

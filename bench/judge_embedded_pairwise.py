@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.results import record  # noqa: E402
+
 RMB_DIR = REPO.parent / "shared" / "data" / "preference" / "rmb-pairwise"
 
 
@@ -59,11 +64,31 @@ def main() -> None:
     report = json.loads((args.out / "agreement" / "report.json").read_text())
     summary = json.loads(verdicts.with_name(verdicts.name + ".summary.json").read_text())
     judge = report["judges"]["b"]
-    print(json.dumps({"items": report["counts"]["records_b"], "elapsed_s": round(elapsed, 1),
-                      "llm": summary["usage"].get("total"), "counters": summary["extra"],
-                      "unparseable_pairs": judge["unparseable"], "shares": judge["shares"],
-                      "position_consistency": judge["position_consistency"], "length_bias": judge["length_bias"],
-                      "agreement_with_rmb_labels": report["agreement"]}, indent=2))
+    numbers = {"items": report["counts"]["records_b"], "elapsed_s": round(elapsed, 1),
+               "llm": summary["usage"].get("total"), "counters": summary["extra"],
+               "unparseable_pairs": judge["unparseable"], "shares": judge["shares"],
+               "position_consistency": judge["position_consistency"], "length_bias": judge["length_bias"],
+               "agreement_with_rmb_labels": report["agreement"]}
+    print(json.dumps(numbers, indent=2))
+    record_judge(numbers)
+
+
+def record_judge(numbers: dict) -> None:
+    """One result row: the judge's agreement with the RMB labels, with its parse failures and biases."""
+    agreement = numbers["agreement_with_rmb_labels"]
+    position = numbers["position_consistency"] or {"n": 0}
+    bias = numbers["length_bias"] or {"n": 0}
+    items = numbers["items"]
+    parts = [f"{items} items, {numbers['unparseable_pairs']} unparseable pairs, "
+             f"{numbers['counters'].get('unparseable_orders', 0)} of {2 * items} orders",
+             f"position consistency {position['consistent']:.2f} (n = {position['n']})" if position["n"]
+             else "position consistency n = 0",
+             f"prefers longer {bias['prefers_longer']:.2f} (n = {bias['n']})" if bias["n"] else "length bias n = 0"]
+    if agreement:
+        parts.insert(1, f"kappa {agreement['kappa']:.3f}, {agreement['n']} compared")
+    record("embedded Gemma 3 270M base as a pairwise judge (RMB helpfulness, both orders): agreement with RMB labels",
+           baseline="RMB labels (chosen wins)", ratio=agreement["accuracy"] if agreement else None, unit="accuracy",
+           target="none", met=None, details={"summary": "; ".join(parts), **numbers})
 
 
 if __name__ == "__main__":

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.results import record  # noqa: E402
+
 ALPACA_DIR = REPO.parent / "shared" / "data" / "judgments" / "alpaca_eval"
 
 
@@ -30,7 +36,7 @@ def main() -> None:
 
     results = {}
     for annotation_file in sorted(ALPACA_DIR.glob("*.annotations.json.gz")):
-        name = annotation_file.name.split(".")[0]
+        name = re.sub(r"\.(weighted_)?alpaca_eval.*$", "", annotation_file.name)  # the evaluated model
         verdicts = args.out / f"{name}.verdicts.jsonl"
         started = time.monotonic()
         assert turnwise(["judge", "pairs", "--judge", "rm", "--rm", args.rm, "--input", str(annotation_file),
@@ -46,6 +52,23 @@ def main() -> None:
                          "rm_length_bias": report["judges"]["b"]["length_bias"],
                          "gpt4_length_bias": report["judges"]["a"]["length_bias"]}
     print(json.dumps(results, indent=2))
+    for name, result in results.items():
+        record_agreement(Path(args.rm).name, name, result)
+
+
+def record_agreement(rm_name: str, annotations: str, result: dict) -> None:
+    """One result row per AlpacaEval file: the RM's accuracy against GPT-4-turbo's recorded verdicts."""
+    def longer(bias: dict | None) -> str:
+        return f"{bias['prefers_longer']:.3f}" if bias and bias.get("n") else "n.a."
+
+    low, high = result["accuracy_ci"]
+    kappa_low, kappa_high = result["kappa_ci"]
+    summary = (f"95% CI [{low:.3f}, {high:.3f}]; kappa {result['kappa']:.3f} [{kappa_low:.3f}, {kappa_high:.3f}]; "
+               f"{result['pairs']} pairs; prefers longer: RM {longer(result['rm_length_bias'])}, "
+               f"GPT-4-turbo {longer(result['gpt4_length_bias'])}")
+    record(f"trained CPU RM ({rm_name}) vs GPT-4-turbo verdicts, AlpacaEval {annotations}: accuracy",
+           baseline="recorded GPT-4-turbo verdicts", ratio=result["accuracy"], unit="accuracy", target="none",
+           met=None, details={"summary": summary, **result})
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import record  # noqa: E402
 from bench.rm_common import REPO_ROOT, hh_rlhf_pairs  # noqa: E402
 
 
@@ -59,6 +60,18 @@ def main() -> None:
           f"{truncation['sequences']} sequences left-truncated to {config.max_length} tokens, none dropped")
     print(f"eval: {len(held_out)} pairs scored in {score_seconds:.1f} s")
     print(report.to_markdown())
+    ours = report.overall
+    for name, baseline in report.baselines.items():
+        label = name.replace("_", " ") + " final reply"
+        difference = 100 * (ours.accuracy - baseline.accuracy)
+        record(f"RM {Path(args.config).stem} trained on {len(train)} hh-rlhf pairs: held-out accuracy vs {label}",
+               baseline=label, ratio=difference, unit="points", target="> 0 points, RM's 95% CI above the baseline",
+               met=ours.ci_low > baseline.accuracy,
+               details={"summary": f"{ours.accuracy:.4f} [{ours.ci_low:.4f}, {ours.ci_high:.4f}] vs "
+                                   f"{baseline.accuracy:.4f} on {len(held_out)} pairs; {result.global_step} steps, "
+                                   f"train {train_seconds:.0f} s", "rm": ours.to_dict(), "baseline": baseline.to_dict(),
+                        "train_seconds": round(train_seconds, 1), "score_seconds": round(score_seconds, 1),
+                        "tokens_per_second": result.tokens_per_second})
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import record  # noqa: E402
 from bench.rm_common import five_turn_conversations, hh_rlhf_pairs  # noqa: E402
 from rm.model import RewardModel  # noqa: E402
 
@@ -55,8 +56,15 @@ def main() -> None:
     difference = max(abs(a - b) for x, y in zip(results["prefix scoring"], results["one-pass score_turns"])
                      for a, b in zip(x, y))
     print(f"max |difference| between the two: {difference:.2e}")
-    print(f"speed-up one-pass vs prefix scoring: {timings['prefix scoring'] / timings['one-pass score_turns']:.2f}x "
-          "(target >= 2.5x)")
+    speed_up = timings["prefix scoring"] / timings["one-pass score_turns"]
+    print(f"speed-up one-pass vs prefix scoring: {speed_up:.2f}x (target >= 2.5x)")
+    record(f"per-turn rewards of 5-turn conversations ({args.model}): one-pass score_turns vs every prefix",
+           baseline="score every prefix separately, same batching", ratio=speed_up, target=">= 2.5x",
+           met=speed_up >= 2.5,
+           details={"summary": f"{timings['prefix scoring']:.2f} vs {timings['one-pass score_turns']:.2f} s, "
+                               f"{len(conversations)} conversations, {sum(lengths) / len(lengths):.0f} tokens on "
+                               f"average; max |difference| {difference:.1e}",
+                    "seconds": timings, "max_difference": difference})
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import record  # noqa: E402
 from bench.rm_common import hh_rlhf_pairs  # noqa: E402
 from rm.evaluate import bootstrap_accuracy, pair_outcomes  # noqa: E402
 from rm.model import RewardModel  # noqa: E402
@@ -97,8 +98,23 @@ def main() -> None:
     print(f"turnwise defaults: {ours.train_tokens} tokens in {ours_runtime:.1f} s = {ours_rate:.0f} tokens/s; "
           f"kept all {len(train_pairs)} pairs ({ours.truncation['train']['truncated_sequences']} sequences "
           f"left-truncated); eval accuracy {ours_accuracy[0]:.4f} [{ours_accuracy[1]:.4f}, {ours_accuracy[2]:.4f}]")
-    print(f"speed-up (tokens/s): {ours_rate / trl_rate:.2f}x (target >= 1.5x); "
-          f"accuracy difference {100 * (ours_accuracy[0] - trl_accuracy[0]):+.2f} points (target within 1)")
+    speed_up = ours_rate / trl_rate
+    difference = 100 * (ours_accuracy[0] - trl_accuracy[0])
+    print(f"speed-up (tokens/s): {speed_up:.2f}x (target >= 1.5x); "
+          f"accuracy difference {difference:+.2f} points (target within 1)")
+    numbers = {"steps": args.steps, "batch_size": args.batch_size, "turnwise_tokens": ours.train_tokens,
+               "turnwise_runtime_s": ours_runtime, "trl_tokens": trl_tokens, "trl_runtime_s": trl_runtime,
+               "trl_pairs_kept": kept, "turnwise_accuracy": list(ours_accuracy), "trl_accuracy": list(trl_accuracy)}
+    record(f"RM training tokens/s, MiniLM, {args.steps} steps x {args.batch_size} pairs: turnwise defaults vs TRL",
+           baseline=label, ratio=speed_up, target=">= 1.5x", met=speed_up >= 1.5,
+           details={"summary": f"{ours_rate:.0f} vs {trl_rate:.0f} tokens/s; TRL kept {kept} of {len(train_pairs)} "
+                               "pairs", **numbers})
+    record(f"RM held-out accuracy after {args.steps} steps: turnwise defaults vs TRL",
+           baseline=label, ratio=difference, unit="points",
+           target="no more than 1 point below TRL (difference >= -1)", met=difference >= -1,
+           details={"summary": f"{ours_accuracy[0]:.4f} [{ours_accuracy[1]:.4f}, {ours_accuracy[2]:.4f}] vs "
+                               f"{trl_accuracy[0]:.4f} [{trl_accuracy[1]:.4f}, {trl_accuracy[2]:.4f}] on "
+                               f"{len(eval_pairs)} pairs", **numbers})
 
 
 if __name__ == "__main__":

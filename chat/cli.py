@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "chat.serve_cli",     # serve
     "chat.list_cli",      # list backends | formats | ...
     "chat.demo",          # demo
-    "chat.run_cli",       # run
+    "pipeline.cli",       # run
 )
 
 #: Exit code for bad input or configuration.
@@ -43,16 +43,6 @@ def add_group(subparsers: argparse._SubParsersAction, name: str, help_text: str)
     """A command with subcommands (`turnwise data inspect`); returns the group's subparsers."""
     group = subparsers.add_parser(name, help=help_text, description=help_text)
     return group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
-
-
-def add_pending_group(subparsers: argparse._SubParsersAction, name: str, help_text: str, issue: int) -> None:
-    """A command whose implementation has not landed yet: it says so and exits with code 2."""
-    parser = subparsers.add_parser(name, help=f"{help_text} [not in this version yet]", description=help_text)
-
-    def not_available(args: argparse.Namespace) -> int:
-        raise TurnwiseError(f"`turnwise {name}` is not available in this version yet (tracked in issue #{issue})")
-
-    parser.set_defaults(func=not_available)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

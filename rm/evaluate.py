@@ -15,7 +15,7 @@ from chat.conversation import PreferencePair
 logger = logging.getLogger(__name__)
 
 #: Pair meta keys whose values split the accuracy report (the first ones found in the data are used).
-GROUP_KEYS = ("source", "category", "category_path", "subset")
+GROUP_KEYS = ("source", "category", "category_path", "subset", "origin")
 
 
 @dataclass

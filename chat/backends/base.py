@@ -60,6 +60,8 @@ class BackendSpec:
         max_retries: retries after the first attempt on 429, 5xx, timeouts and connection errors.
         concurrency: requests in flight at once through this backend.
         cache: keep responses in the sqlite response cache (temperature > 0 only with a seed).
+        cache_path: that cache's file (default `$TURNWISE_CACHE/responses.sqlite`; `turnwise run` keeps
+            one per run directory).
     Parameters of the local backend:
         dtype: `auto` (float32 on CPU, bfloat16 on GPU), `float32` or `bfloat16`.
         quantize: `auto` (int8 dynamic on CPU, none on GPU), `int8` or `none`.
@@ -75,6 +77,7 @@ class BackendSpec:
     max_retries: int = 6
     concurrency: int = 8
     cache: bool = True
+    cache_path: str | None = None
     dtype: str = "auto"
     quantize: str = "auto"
     max_batch_size: int = 8

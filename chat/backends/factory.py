@@ -30,8 +30,8 @@ def build_backend(spec: BackendSpec | dict[str, Any] | str, *, role: str = "defa
 
     The cache sits outside the limit and the retries so that hits skip both. `cache=None` follows
     `spec.cache`, except for backends that declare `cacheable = False` (scripted); `cache_path`
-    defaults to `$TURNWISE_CACHE/responses.sqlite`. A registered kind is constructed with
-    `Kind.from_spec(spec)` when it defines one, else `Kind(spec)`.
+    defaults to `spec.cache_path`, else `$TURNWISE_CACHE/responses.sqlite`. A registered kind is constructed
+    with `Kind.from_spec(spec)` when it defines one, else `Kind(spec)`.
     """
     where = f"backends.{role}"
     if not isinstance(spec, BackendSpec):
@@ -53,7 +53,8 @@ def build_backend(spec: BackendSpec | dict[str, Any] | str, *, role: str = "defa
     backend = ConcurrencyLimitedBackend(backend, spec.concurrency)
     use_cache = cache if cache is not None else (spec.cache and getattr(raw, "cacheable", True))
     if use_cache:
-        backend = CachedBackend(backend, ResponseCache(cache_path or default_cache_path()), model=spec.model)
+        path = cache_path or (Path(spec.cache_path) if spec.cache_path else default_cache_path())
+        backend = CachedBackend(backend, ResponseCache(path), model=spec.model)
     if ledger is not None:
         backend = UsageRecordingBackend(backend, role, ledger)
     return backend
@@ -103,6 +104,8 @@ def _check_spec(spec: BackendSpec, backend_class: type, where: str) -> None:
         raise ConfigError(f"{where}.concurrency: expected an integer >= 1, got {spec.concurrency!r}")
     if not isinstance(spec.cache, bool):
         raise ConfigError(f"{where}.cache: expected true or false, got {spec.cache!r}")
+    if spec.cache_path is not None and (not isinstance(spec.cache_path, str) or not spec.cache_path):
+        raise ConfigError(f"{where}.cache_path: expected a file path, got {spec.cache_path!r}")
     for key in RETRY_OPTIONS:
         value = spec.extra.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):

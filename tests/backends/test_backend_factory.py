@@ -56,6 +56,12 @@ def test_default_cache_file_is_under_turnwise_cache(isolated_cache_dir):
     asyncio.run(backend.aclose())
 
 
+def test_spec_cache_path_chooses_the_cache_file(isolated_cache_dir, tmp_path):
+    backend = build_backend({**OPENAI, "cache_path": str(tmp_path / "run" / "responses.sqlite")})
+    assert backend.cache.path == tmp_path / "run" / "responses.sqlite"
+    asyncio.run(backend.aclose())
+
+
 def test_scripted_kind_is_not_cached_unless_asked(tmp_path):
     spec = {"kind": "scripted", "replies": ["a"]}
     assert CachedBackend not in chain(build_backend(spec))
@@ -99,6 +105,7 @@ def test_kinds_are_registered_and_listed(capsys):
     ({**OPENAI, "timeout": 0}, r"backends\.judge\.timeout: expected seconds > 0"),
     ({**OPENAI, "max_retries": -1}, r"backends\.judge\.max_retries: expected an integer >= 0"),
     ({**OPENAI, "cache": "yes"}, r"backends\.judge\.cache: expected true or false"),
+    ({**OPENAI, "cache_path": ""}, r"backends\.judge\.cache_path: expected a file path"),
     ({**OPENAI, "retry_base_delay": "fast"}, r"backends\.judge\.retry_base_delay: expected seconds >= 0"),
     ({**OPENAI, "temprature": 0.3}, r"backends\.judge\.temprature: unknown option for kind openai"),
     ({**OPENAI, "api_key": "sk-x"}, r"backends\.judge\.api_key: put the key in an environment variable"),

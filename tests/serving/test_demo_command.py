@@ -1,4 +1,4 @@
-"""`turnwise demo`, the README's main command, end to end on the embedded model (small limit)."""
+"""`turnwise demo` (the smaller first look beside the pipeline demo) end to end on the embedded model (small limit)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The main job: `turnwise run` chains augment -> mix -> rm train -> rm eval + judges -> generate -> report."""

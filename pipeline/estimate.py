@@ -1,0 +1,201 @@
+"""`turnwise run --dry-run`: the plan, and LLM calls and tokens each stage will spend, before anything runs.
+
+Call counts follow each method's algorithm exactly (re-asks excluded in `calls`, all allowed re-asks included in
+`max_calls`). Tokens: completion tokens are bounded by max_calls x max_tokens; prompt tokens are a rough figure,
+calls x (mean input size + ROLE_PROMPT_TOKENS), since real prompts grow with the conversation history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chat.errors import ConfigError, TurnwiseError
+from pipeline.stages import StageContext
+
+#: Rough size of a role's instructions (system prompt + template text) in tokens.
+ROLE_PROMPT_TOKENS = 300
+
+
+@dataclass
+class Estimate:
+    """Expected LLM calls of a stage, their upper bound with every re-ask, and token figures."""
+
+    items: str = ""
+    calls: float = 0.0
+    max_calls: float = 0.0
+    completion_tokens_max: int = 0
+    prompt_tokens: int = 0
+    note: str = ""
+
+    def add(self, other: "Estimate") -> None:
+        self.calls += other.calls
+        self.max_calls += other.max_calls
+        self.completion_tokens_max += other.completion_tokens_max
+        self.prompt_tokens += other.prompt_tokens
+
+
+def music_calls(turns: int, seed_turns: int, d: int, scope: str, reuse_seed_rejected: bool) -> tuple[int, int]:
+    """(calls, contrast steps) of one MUSIC pair with divergence turn d (PAPERS.md section 1; augment/music.py):
+    one shared user turn per turn <= d and one per branch after d; one shared answer per turn < d; from d on the
+    chosen answer plus either a contrast step (swap instruction + answer: 2 calls) or a normal rejected answer."""
+    calls = contrasts = 0
+    for turn in range(seed_turns, turns + 1):
+        if turn > seed_turns:
+            calls += 1 if turn <= d else 2
+        if turn < d:
+            calls += 1
+        elif turn == d and reuse_seed_rejected and d == seed_turns:
+            continue
+        elif turn == d or scope == "from_divergence":
+            calls += 3
+            contrasts += 1
+        else:
+            calls += 2
+    return calls, contrasts
+
+
+def divergence_turns(config: Any) -> list[int]:
+    if config.divergence == "fixed":
+        return [int(config.divergence_turn)]
+    if config.divergence == "final":
+        return [config.turns]
+    return list(range(config.seed_turns, config.turns + 1))
+
+
+def count_rows(source: str, limit: int | None = None) -> tuple[int | None, float]:
+    """Rows of an input (None when it cannot be read here, e.g. a hub id offline) and their mean size in tokens
+    (characters / 4)."""
+    from chat.formats import read_records
+
+    try:
+        records = list(read_records(source, on_error="skip", limit=limit))
+    except (TurnwiseError, OSError, ValueError):
+        return None, 0.0
+    sizes = [len(str(getattr(record, "to_dict", lambda: record)())) / 4 for record in records]
+    return len(records), (sum(sizes) / len(sizes) if sizes else 0.0)
+
+
+def with_tokens(estimate: Estimate, max_tokens: int, input_tokens: float) -> Estimate:
+    estimate.completion_tokens_max = int(estimate.max_calls * max_tokens)
+    estimate.prompt_tokens = int(estimate.calls * (input_tokens + ROLE_PROMPT_TOKENS))
+    return estimate
+
+
+def estimate_augment(ctx: StageContext) -> Estimate:
+    from augment.config import MusicConfig
+
+    config = ctx.options("augment", MusicConfig)
+    draws = [music_calls(config.turns, config.seed_turns, d, config.contrast_scope, config.reuse_seed_rejected)
+             for d in divergence_turns(config)]
+    per_seed = sum(calls for calls, _ in draws) / len(draws)
+    per_seed_max = sum(calls + contrasts * config.max_reasks for calls, contrasts in draws) / len(draws)
+    rows, size = count_rows(ctx.input_path("augment", "seeds"), config.limit)
+    if rows is None:
+        return Estimate(items="seeds: unknown here",
+                        note=f"{per_seed:.2f} calls per seed at T={config.turns} (seed input not readable here)")
+    estimate = Estimate(items=f"{rows} seeds", calls=rows * per_seed, max_calls=rows * per_seed_max,
+                        note=f"{per_seed:.2f} calls per seed at T={config.turns}")
+    return with_tokens(estimate, config.max_tokens, size + config.turns * config.max_tokens / 2)
+
+
+def eval_pairs(ctx: StageContext) -> tuple[int | None, str]:
+    """Held-out pairs the judge stage will see: counted when mix has run, else estimated from its inputs."""
+    if ctx.eval_split.is_file():
+        with ctx.eval_split.open("rb") as handle:
+            return sum(1 for line in handle if line.strip()), ""
+    section = ctx.config.sections["mix"]
+    original = section.get("original") or ctx.config.sections["augment"].get("seeds")
+    rows, _ = count_rows(str(original)) if original else (None, 0.0)
+    if rows is None:
+        return None, ""
+    fraction = float(section.get("eval_fraction", 0.05))
+    music = estimate_augment(ctx)
+    seeds = int(music.items.split()[0]) if music.items and music.items[0].isdigit() else 0
+    return round((rows + seeds) * fraction), "~"
+
+
+def estimate_judge(ctx: StageContext) -> Estimate:
+    from judge.config import JudgeConfig
+
+    config = ctx.options("judge", JudgeConfig)
+    pairs, approx = eval_pairs(ctx)
+    if pairs is None and config.limit is None:
+        return Estimate(items="pairs: unknown here")
+    if config.limit is not None:
+        pairs, approx = (config.limit, "<=") if pairs is None else (min(pairs, config.limit), approx)
+    orders = 2 if config.judge == "llm-pairwise" else 1
+    estimate = Estimate(items=f"{approx}{pairs} pairs", calls=pairs * orders,
+                        max_calls=pairs * orders * (1 + config.max_reasks),
+                        note=f"{config.judge}, both orders; the RM judge makes no LLM calls")
+    return with_tokens(estimate, config.max_tokens, 200)
+
+
+def review_instruct_calls(config: Any) -> int:
+    """Calls per conversation: R x (candidate + N reviewers + chairman), PAPERS.md section 2; the no-review
+    ablation drops the reviewers; without `ask_after_last_round` the last chairman call is skipped."""
+    reviewers = config.reviewers if config.review else 0
+    return config.rounds * (1 + reviewers + 1) - (0 if config.ask_after_last_round else 1)
+
+
+def estimate_generate(ctx: StageContext) -> Estimate:
+    from generate.config import ReviewInstructConfig, SediConfig
+
+    total = Estimate()
+    seeds = ctx.input_path("generate", "seeds")
+    notes = []
+    if "review_instruct" in ctx.config.sections["generate"]:
+        config = ctx.options("generate", ReviewInstructConfig, "review_instruct", rm=None)
+        rows, size = count_rows(seeds, config.limit)
+        per = review_instruct_calls(config)
+        if rows is not None:
+            part = Estimate(calls=rows * per, max_calls=rows * per * (1 + config.max_reasks))
+            total.add(with_tokens(part, config.max_tokens, size + config.rounds * config.max_tokens))
+            notes.append(f"review-instruct {rows} seeds x {per} calls")
+    if "sedi" in ctx.config.sections["generate"]:
+        config = ctx.options("generate", SediConfig, "sedi", rm=None)
+        requests = config.iterations * config.requests_per_iteration
+        responses_max = requests * config.instructions_per_call
+        part = Estimate(calls=requests + responses_max / 2, max_calls=requests + responses_max)
+        total.add(with_tokens(part, config.max_tokens, config.seed_examples * 40))
+        notes.append(f"{config.mode} {requests} generation calls + up to {responses_max} responses")
+    total.items = f"{count_rows(seeds)[0]} seeds"
+    total.note = "; ".join(notes)
+    return total
+
+
+ESTIMATORS = {"augment": estimate_augment, "judge": estimate_judge, "generate": estimate_generate}
+
+
+def estimate_stage(ctx: StageContext, stage: str) -> Estimate:
+    """The estimate of one stage; stages without LLM calls get an empty one with what they consume."""
+    if stage in ESTIMATORS:
+        try:
+            return ESTIMATORS[stage](ctx)
+        except ConfigError as exc:
+            return Estimate(items="?", note=f"cannot estimate: {exc}")
+    inputs = {"mix": "seed pairs + MUSIC pairs", "rm_train": f"{ctx.train_split.name} (mix output)",
+              "rm_eval": f"{ctx.eval_split.name} (mix output)", "report": "every stage's stage.json"}
+    return Estimate(items=inputs[stage], note="no LLM calls")
+
+
+def format_plan(ctx: StageContext, stages: list[str], statuses: dict[str, str]) -> str:
+    """The dry-run table: stage, status, inputs, expected and maximum calls, token figures."""
+    rows = [("stage", "status", "input", "LLM calls", "max calls", "completion tok <=", "prompt tok ~", "note")]
+    total = Estimate()
+    for stage in stages:
+        estimate = Estimate(note="already done") if statuses[stage] == "done" else estimate_stage(ctx, stage)
+        total.add(estimate)
+        rows.append((stage, statuses[stage], estimate.items, f"{estimate.calls:.0f}", f"{estimate.max_calls:.0f}",
+                     str(estimate.completion_tokens_max), str(estimate.prompt_tokens), estimate.note))
+    rows.append(("total", "", "", f"{total.calls:.0f}", f"{total.max_calls:.0f}", str(total.completion_tokens_max),
+                 str(total.prompt_tokens), ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    partial = [stage for stage in stages if statuses[stage] == "partial"]
+    if partial:
+        lines.append(f"partial stages resume where they stopped ({', '.join(partial)}): their remaining calls are "
+                     "fewer than shown")
+    lines.append(f"run directory: {ctx.run_dir}")
+    return "\n".join(lines)

@@ -1,0 +1,64 @@
+"""--dry-run estimates: exact call counts of each method's algorithm, and the plan table."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline.config import STAGES, PipelineConfig
+from pipeline.estimate import estimate_stage, format_plan, music_calls, review_instruct_calls
+from pipeline.stages import StageContext
+from pipeline_helpers import config_values, write_config
+
+
+def mean_music_calls(turns: int, scope: str = "from_divergence", divergences=None) -> float:
+    divergences = divergences or range(1, turns + 1)
+    return sum(music_calls(turns, 1, d, scope, False)[0] for d in divergences) / len(divergences)
+
+
+def test_music_calls_follow_the_algorithm():
+    # T=5, d uniform in 1..5, contrast at every turn >= d: (23 + 20 + 17 + 14 + 11) / 5; the scripted benchmark
+    # (bench/augment_call_counts.py, 200 seeds) measured 16.76 for the same setup, i.e. a sample of d's.
+    assert mean_music_calls(5) == 17.0
+    assert music_calls(5, 1, 5, "from_divergence", False) == (11, 1)        # final-turn ablation
+    assert music_calls(5, 1, 1, "divergence_only", False) == (19, 1)
+    assert music_calls(3, 1, 1, "divergence_only", True) == (8, 0)          # the demo: seed contrast reused
+
+
+@pytest.mark.parametrize("rounds, reviewers, review, ask_last, expected", [
+    (2, 3, True, True, 10), (2, 3, False, True, 4), (2, 3, True, False, 9), (1, 1, True, True, 3)])
+def test_review_instruct_calls_per_conversation(rounds, reviewers, review, ask_last, expected):
+    config = SimpleNamespace(rounds=rounds, reviewers=reviewers, review=review, ask_after_last_round=ask_last)
+    assert review_instruct_calls(config) == expected
+
+
+def test_stage_estimates_of_a_config(tmp_path):
+    ctx = StageContext(PipelineConfig.load(write_config(tmp_path / "p.yaml", config_values(tmp_path / "run"))))
+    augment = estimate_stage(ctx, "augment")
+    assert augment.items == "10 seeds" and augment.calls == 10 * mean_music_calls(3)
+    # every turn >= d is a contrast step (3, 2 or 1 of them), each allowed max_reasks = 2 re-asks
+    assert augment.max_calls == 10 * (mean_music_calls(3) + 2 * (3 + 2 + 1) / 3)
+    assert augment.completion_tokens_max == int(augment.max_calls * 32)
+    judge = estimate_stage(ctx, "judge")
+    assert judge.items == "~18 pairs"                        # (64 originals + 10 MUSIC) x 0.25
+    assert (judge.calls, judge.max_calls) == (36, 72)        # both orders, one re-ask each
+    generate = estimate_stage(ctx, "generate")
+    # review-instruct 5 seeds x 2 x (1 + 2 + 1); sedi 6 generation calls + on average half of 24 responses
+    assert generate.calls == 5 * 8 + 6 + 12 and generate.max_calls == 5 * 8 * 3 + 6 + 24
+    assert estimate_stage(ctx, "rm_train").calls == 0
+
+
+def test_plan_lists_every_stage_with_a_total(tmp_path):
+    ctx = StageContext(PipelineConfig.load(write_config(tmp_path / "p.yaml", config_values(tmp_path / "run"))))
+    statuses = {stage: "pending" for stage in STAGES}
+    statuses["augment"] = "done"
+    plan = format_plan(ctx, list(STAGES), statuses)
+    lines = plan.splitlines()
+    assert lines[0].split()[:4] == ["stage", "status", "input", "LLM"]
+    assert [line.split()[0] for line in lines[2:2 + len(STAGES)]] == list(STAGES)
+    assert "already done" in lines[2]
+    generate = estimate_stage(ctx, "generate")
+    judge = estimate_stage(ctx, "judge")
+    total = next(line for line in lines if line.startswith("total")).split()
+    assert total[1] == f"{generate.calls + judge.calls:.0f}"
