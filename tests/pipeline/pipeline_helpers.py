@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 SEED_PAIRS = str(REPO_ROOT / "configs" / "demo" / "seed_pairs.jsonl")
 SEED_TASKS = str(REPO_ROOT / "configs" / "demo" / "seed_tasks.jsonl")
