@@ -56,7 +56,8 @@ def mix_datasets(original: str | Path, augmented: str | Path, output: str | Path
     """Write D + D_MUSIC as `OUT.train.jsonl` and `OUT.eval.jsonl`.
 
     MUSIC pairs used: all of `augmented`, or `count` of them, or `ratio` x len(original) of them
-    (paper: ~31k MUSIC for ~73k original, ratio ~0.42), picked by a seeded shuffle. Exact duplicates
+    (paper: ~31k MUSIC for ~73k original, ratio ~0.42), picked by a seeded shuffle of the pairs sorted by id
+    (so the mix does not depend on the order in which a resumed or concurrent MUSIC run wrote them). Exact duplicates
     (same chosen and rejected messages) are removed, the first occurrence kept (originals first).
     The mix is shuffled with `seed` and its first round(eval_fraction x n) rows become the eval split.
     Each row's meta records `origin` (original|music), `source_file` and `source_id` (for a MUSIC
@@ -73,7 +74,8 @@ def mix_datasets(original: str | Path, augmented: str | Path, output: str | Path
         raise ConfigError(f"--eval-fraction: expected 0 <= F < 1, got {eval_fraction}")
     rejects: list[dict[str, Any]] = []
     originals = load_pairs(original, original_format, on_error=on_error, rejects=rejects)
-    music = load_pairs(augmented, on_error=on_error, rejects=rejects)
+    # A resumable MUSIC run appends pairs in completion order; sorting makes the mix depend on the pairs only.
+    music = sorted(load_pairs(augmented, on_error=on_error, rejects=rejects), key=lambda pair: pair.id)
     wanted = len(music) if ratio is None and count is None else (count if count is not None
                                                                  else round(ratio * len(originals)))
     if wanted > len(music):

@@ -104,14 +104,3 @@ class PipelineConfig:
         """A hash of what decides a stage's output: its section and the named backends it may use."""
         payload = {"section": self.sections[stage], "backends": self.backends}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def models_in_use(self) -> list[str]:
-        """Every backend model name the config mentions (for the report's tiny-model label)."""
-        models = [str(spec.get("model", "embedded")) for spec in self.backends.values()]
-        for stage in STAGES:
-            for key in ("config", "review_instruct", "sedi"):
-                options = self.sections[stage].get(key)
-                if isinstance(options, dict) and isinstance(options.get("backends"), dict):
-                    models += [str(spec.get("model", "embedded")) for spec in options["backends"].values()
-                               if isinstance(spec, dict)]
-        return sorted(set(models))

@@ -86,7 +86,8 @@ def stage_rows(markers: dict[str, dict[str, Any]], run_dir: Path) -> list[str]:
 def kept_line(name: str, counts: dict[str, Any]) -> str:
     dropped = counts.get("dropped_this_run") or {}
     reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items())) or "none"
-    return (f"- {name}: kept {counts.get('kept_total', 0)} from {counts.get('inputs', 0)} {counts.get('unit', 'inputs')} "
+    inputs = f"{counts.get('inputs', 0)} {counts.get('unit', 'inputs')}"
+    return (f"- {name}: kept {counts.get('kept_total', 0)} from {inputs} "
             f"(dropped in the completing run: {reasons}; carried over from an earlier run: "
             f"{counts.get('carried_over', 0)})")
 

@@ -45,6 +45,18 @@ class StageContext:
                               f"(known: {', '.join(allowed)})")
         return section
 
+    def value(self, stage: str, key: str, default: Any, kind: type) -> Any:
+        """An optional scalar of a stage section, converted to `kind` (a clear error names the key)."""
+        value = self.config.sections[stage].get(key, default)
+        if value is None or isinstance(value, kind):
+            return value
+        try:
+            if kind is bool or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError
+            return kind(value)
+        except ValueError:
+            raise ConfigError(f"{self.config.source}: {stage}.{key}: expected {kind.__name__}, got {value!r}") from None
+
     def input_path(self, stage: str, key: str) -> str:
         """A required input file named in a stage section; local paths must exist (hub ids pass through)."""
         value = self.config.sections[stage].get(key)
@@ -168,12 +180,16 @@ def run_mix(ctx: StageContext) -> StageOutcome:
 
     section = ctx.section("mix", ("original", "original_format", "ratio", "count", "eval_fraction", "seed",
                                   "on_error"))
+    if section.get("on_error", "fail") not in ("fail", "skip"):
+        raise ConfigError(f"{ctx.config.source}: mix.on_error: expected fail or skip")
     original = ctx.input_path("mix", "original") if "original" in section else ctx.input_path("augment", "seeds")
     ctx.stage_dir("mix").mkdir(parents=True, exist_ok=True)
-    result = mix_datasets(original, ctx.music_pairs, ctx.mix_prefix, ratio=section.get("ratio"),
-                          count=section.get("count"), eval_fraction=float(section.get("eval_fraction", 0.05)),
-                          seed=int(section.get("seed", 0)), original_format=section.get("original_format"),
-                          on_error=section.get("on_error", "fail"))
+    result = mix_datasets(original, ctx.music_pairs, ctx.mix_prefix, ratio=ctx.value("mix", "ratio", None, float),
+                          count=ctx.value("mix", "count", None, int),
+                          eval_fraction=ctx.value("mix", "eval_fraction", 0.05, float),
+                          seed=ctx.value("mix", "seed", 0, int),
+                          original_format=ctx.value("mix", "original_format", None, str),
+                          on_error=ctx.value("mix", "on_error", "fail", str))
     counts = result.to_dict()
     outputs = {"train": counts.pop("train_path"), "eval": counts.pop("eval_path")}
     return StageOutcome(outputs=outputs, counts=counts)
@@ -255,12 +271,13 @@ def run_rm_eval(ctx: StageContext) -> StageOutcome:
     from rm.evaluate import evaluate_scores, write_report
     from rm.model import RewardModel
 
-    section = ctx.section("rm_eval", ("bootstrap", "seed", "device"))
+    ctx.section("rm_eval", ("bootstrap", "seed", "device"))
+    resamples, seed = ctx.value("rm_eval", "bootstrap", 1000, int), ctx.value("rm_eval", "seed", 0, int)
     pairs = load_preference_pairs(str(ctx.eval_split), None, None)
-    model = RewardModel.load(str(ctx.reward_model), device=section.get("device"))
+    model = RewardModel.load(str(ctx.reward_model), device=ctx.value("rm_eval", "device", None, str))
     scores = model.score_pairs(pairs)
     report = evaluate_scores(pairs, scores, model=str(ctx.reward_model), data=str(ctx.eval_split),
-                             resamples=int(section.get("bootstrap", 1000)), seed=int(section.get("seed", 0)))
+                             resamples=resamples, seed=seed)
     paths = write_report(report, scores, pairs, ctx.stage_dir("rm_eval"))
     summary = report.to_dict()
     metrics = {"accuracy": summary["accuracy"], "ci95": summary["ci95"], "n": summary["n"],
@@ -293,14 +310,15 @@ def run_judge(ctx: StageContext) -> StageOutcome:
     from judge.jobs import judge_pairs_job
     from judge.report import agree
 
-    section = ctx.section("judge", ("config", "bootstrap", "seed", "rm_device"))
+    ctx.section("judge", ("config", "bootstrap", "seed", "rm_device"))
+    resamples, seed = ctx.value("judge", "bootstrap", 1000, int), ctx.value("judge", "seed", 0, int)
     directory = ctx.stage_dir("judge")
     directory.mkdir(parents=True, exist_ok=True)
     llm_config = ctx.options("judge", JudgeConfig)
     if llm_config.judge == "rm":
         raise ConfigError(f"{ctx.config.source}: judge.config.judge: the LLM judge of this stage cannot be `rm` "
                           "(the stage adds the trained RM as the second judge itself)")
-    rm_config = JudgeConfig(judge="rm", rm=str(ctx.reward_model), device=section.get("rm_device"))
+    rm_config = JudgeConfig(judge="rm", rm=str(ctx.reward_model), device=ctx.value("judge", "rm_device", None, str))
     paths = {"labels": directory / "labels.jsonl", "llm": directory / "llm.jsonl", "rm": directory / "rm.jsonl"}
     pairs = write_label_verdicts(ctx.eval_split, paths["labels"])
     llm_summary = asyncio.run(judge_pairs_job(llm_config, ctx.eval_split, paths["llm"], progress=ctx.progress))
@@ -311,7 +329,6 @@ def run_judge(ctx: StageContext) -> StageOutcome:
     rm_summary = asyncio.run(judge_pairs_job(rm_config, ctx.eval_split, paths["rm"], progress=ctx.progress))
     if not check_summary(outcome, rm_summary, "judge (RM)").complete:
         return outcome
-    resamples, seed = int(section.get("bootstrap", 1000)), int(section.get("seed", 0))
     for name, (a, b) in {"llm-vs-labels": ("labels", "llm"), "rm-vs-labels": ("labels", "rm"),
                          "llm-vs-rm": ("llm", "rm")}.items():
         report = agree(paths[a], paths[b], directory / name, resamples=resamples, seed=seed)
@@ -350,7 +367,7 @@ def run_generate(ctx: StageContext) -> StageOutcome:
             outcome.usage = usage_of(*summaries)
             return outcome
         if result.kept_total:
-            stats = stats_for_file(output, embeddings=bool(section.get("embeddings", True)),
+            stats = stats_for_file(output, embeddings=ctx.value("generate", "embeddings", True, bool),
                                    plots_dir=directory / "plots")
             outcome.metrics[name] = stats
     outcome.usage = usage_of(*summaries)

@@ -70,6 +70,18 @@ def test_mix_is_deterministic_for_a_seed_and_changes_with_it(files, tmp_path):
     assert texts[0] != texts[2]
 
 
+def test_mix_does_not_depend_on_the_order_music_pairs_were_written(files, tmp_path):
+    original, augmented = files
+    lines = augmented.read_text().splitlines(keepends=True)
+    reordered = tmp_path / "reordered.jsonl"
+    reordered.write_text("".join(reversed(lines)))
+    first = mix_datasets(original, augmented, tmp_path / "a", count=5, eval_fraction=0.2)
+    second = mix_datasets(original, reordered, tmp_path / "b", count=5, eval_fraction=0.2)
+    for ours, theirs in ((first.train_path, second.train_path), (first.eval_path, second.eval_path)):
+        # identical rows; only meta.source_file names the other file
+        assert theirs.read_text().replace(str(reordered), str(augmented)) == ours.read_text()
+
+
 def test_mix_ratio_and_count_choose_how_many_music_pairs(files, tmp_path):
     original, augmented = files
     assert mix_datasets(original, augmented, tmp_path / "r", ratio=0.25).music_used == 5

@@ -138,6 +138,11 @@ class FaultServer:
     def plan(self) -> FaultPlan:
         return self._state.plan
 
+    @plan.setter
+    def plan(self, plan: FaultPlan) -> None:
+        """Change the faults of requests from now on (e.g. a dead server that comes back)."""
+        self._state.plan = plan
+
     @property
     def counts(self) -> Counter:
         with self._state.lock:

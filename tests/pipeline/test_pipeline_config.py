@@ -60,6 +60,19 @@ def test_stage_sections_reject_unknown_keys_and_missing_inputs(tmp_path):
         ctx.input_path("generate", "seeds")
 
 
+def test_stage_scalars_are_converted_or_refused_with_the_key(tmp_path):
+    values = config_values(tmp_path / "run")
+    values["mix"].update(eval_fraction="0.5", seed="lots")
+    values["generate"]["embeddings"] = "false"
+    ctx = StageContext(PipelineConfig.load(write_config(tmp_path / "p.yaml", values)))
+    assert ctx.value("mix", "eval_fraction", 0.05, float) == 0.5
+    assert ctx.value("mix", "count", None, int) is None
+    with pytest.raises(ConfigError, match=r"mix.seed: expected int, got 'lots'"):
+        ctx.value("mix", "seed", 0, int)
+    with pytest.raises(ConfigError, match=r"generate.embeddings: expected bool, got 'false'"):
+        ctx.value("generate", "embeddings", True, bool)
+
+
 def test_fingerprint_changes_with_the_stage_section_only(tmp_path):
     values = config_values(tmp_path / "run")
     first = PipelineConfig.load(write_config(tmp_path / "a.yaml", values))
