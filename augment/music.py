@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,7 @@ from augment.seeds import Seed
 from augment.turns import MusicBackends, PairDropped, TurnWriter, build_pair, check_length
 from chat.agents import derive_seed
 from chat.conversation import Message, PreferencePair
+from chat.gather import gather_or_cancel
 
 
 @dataclass
@@ -67,7 +67,7 @@ async def synthesize_pair(seed: Seed, backends: MusicBackends, config: MusicConf
                 if turn <= d:
                     chosen = rejected = [*chosen, await write.user_turn(chosen, turn, "shared")]
                 else:                                    # ... from each branch's own history after d
-                    chosen_user, rejected_user = await asyncio.gather(
+                    chosen_user, rejected_user = await gather_or_cancel(
                         write.user_turn(chosen, turn, "chosen"), write.user_turn(rejected, turn, "rejected"))
                     chosen, rejected = [*chosen, chosen_user], [*rejected, rejected_user]
             if turn < d:                                 # before d: one normal answer for both branches
@@ -82,12 +82,12 @@ async def synthesize_pair(seed: Seed, backends: MusicBackends, config: MusicConf
                     shared_messages = len(chosen)
                 contrast_now = turn == d or config.contrast_scope == "from_divergence"
                 if contrast_now:
-                    chosen_answer, (rejected_answer, swap) = await asyncio.gather(
+                    chosen_answer, (rejected_answer, swap) = await gather_or_cancel(
                         write.assistant_turn(chosen, turn, "chosen"), write.contrastive_turn(rejected, turn))
                     swaps.append({"turn": turn, "original": rejected[-1].content,
                                   "swapped": swap.swapped_instruction})
                 else:
-                    chosen_answer, rejected_answer = await asyncio.gather(
+                    chosen_answer, rejected_answer = await gather_or_cancel(
                         write.assistant_turn(chosen, turn, "chosen"), write.assistant_turn(rejected, turn, "rejected"))
                 chosen, rejected = [*chosen, chosen_answer], [*rejected, rejected_answer]
             check_length(chosen, rejected, config.max_conversation_tokens)

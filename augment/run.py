@@ -33,9 +33,9 @@ async def run_music_async(input_path: str | Path, output: str | Path, config: Mu
     """
     output = Path(output)
     counters: Counter = Counter()
-    # Opening the input detects its format, so a bad input fails before any model is loaded.
-    seeds = read_seeds(input_path, config.seed_turns, format=config.input_format, on_error=config.input_on_error,
-                       counters=counters)
+    # Reading every seed first: a bad input fails before any model is loaded or any output is written.
+    seeds = list(read_seeds(input_path, config.seed_turns, format=config.input_format,
+                            on_error=config.input_on_error, counters=counters))
     async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or MusicBackends.from_roles(built)
         with JsonlSink(output) as kept_sink:

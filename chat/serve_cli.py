@@ -30,6 +30,8 @@ def serve(args: argparse.Namespace) -> int:
     from chat.backends.local import LocalBackend
     from chat.serve import ChatServer
 
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port: expected 0-65535, got {args.port}")
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)

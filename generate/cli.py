@@ -146,6 +146,8 @@ def mimg_command(args: argparse.Namespace) -> int:
     print(format_summary(result.single_hop))
     if result.multi_hop is not None:
         print(format_summary(result.multi_hop))
+    elif result.single_hop.errors:
+        print("multi-hop merges not started: they need every chunk's single-hop QAs; rerun the same command")
     print(format_mimg_report(result.report))
     return result.exit_code
 

@@ -100,6 +100,8 @@ async def run_coevol_async(input_path: str | Path, output: str | Path, config: C
     output = Path(output)
     counters: Counter = Counter()
     ledger = UsageLedger()
+    # every input is read first: a bad row fails before any model is loaded, any LLM call or any output
+    inputs = list(coevol_inputs(input_path, config, counters))
     scorer = AsyncRewardScorer(rm) if rm is not None else (
         AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
     built: dict[str, Any] = {}
@@ -112,7 +114,7 @@ async def run_coevol_async(input_path: str | Path, output: str | Path, config: C
             count_refinement(counters, result)
             return result.conversation.to_dict()
 
-        summary = await run_jobs(coevol_inputs(input_path, config, counters), worker, output,
+        summary = await run_jobs(inputs, worker, output,
                                  item_id=lambda conversation: conversation.id, concurrency=config.concurrency,
                                  ledger=ledger if built else None, counters=counters, description="generate coevol",
                                  progress=progress, limit=config.limit, input_name=str(input_path),

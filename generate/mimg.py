@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import dataclass, field
 from functools import partial
@@ -11,6 +10,7 @@ from typing import Any, Mapping, Sequence
 from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
 from chat.errors import ConfigError
+from chat.gather import gather_or_cancel
 from generate.agents import StepFailed, ask_marked
 from generate.documents import Chunk
 from generate.mimg_config import MimgConfig
@@ -112,7 +112,7 @@ async def single_hop_chunk(chunk: Chunk, backends: MimgBackends, config: MimgCon
             return {**qa, "dropped": BELOW_THRESHOLD}
         return {**qa, "kept": True}
 
-    record["qas"] = list(await asyncio.gather(*(answer_and_verify(n, q) for n, q in enumerate(proposed.questions, 1))))
+    record["qas"] = list(await gather_or_cancel(*(answer_and_verify(n, q) for n, q in enumerate(proposed.questions, 1))))
     record.update(usage=step.usage.to_dict(), reasks=step.reasks)
     return record
 

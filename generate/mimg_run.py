@@ -110,7 +110,9 @@ async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | 
                                     concurrency=config.concurrency, ledger=ledger if built else None,
                                     description="generate mimg: single-hop QAs", progress=progress,
                                     input_name=", ".join(map(str, paths)), handle_sigint=handle_sigint)
-        if not single_hop.interrupted:
+        # merges sample neighbours from every kept single-hop QA: with chunks still failed, the pool is
+        # incomplete and the chains would differ from those of a complete run, so they wait for the rerun
+        if not single_hop.interrupted and not single_hop.errors:
             multi_hop = await _multi_hop_stage(output, config, roles, chunk_map, embed, ledger if built else None,
                                                progress, handle_sigint)
     finally:

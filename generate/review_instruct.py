@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Mapping
@@ -11,6 +10,7 @@ from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
+from chat.gather import gather_or_cancel
 from generate.agents import StepFailed, ask_marked
 from generate.config import ReviewInstructConfig
 from generate.prompts import PROMPT_VERSION
@@ -108,7 +108,7 @@ async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstruc
             reviews: list[Review] = []
             if config.review:
                 reviewer_request = format_reviewer_input(history[:-1], answer, words)
-                reviews = list(await asyncio.gather(*(
+                reviews = list(await gather_or_cancel(*(
                     ask_marked(step, f"reviewer_{i}", backend, reviewer_request,
                                partial(parse_reviewer_output, reviewer=f"reviewer_{i}"), f"reviewer_{i}/{r}",
                                marker=REVIEW_MARKER)

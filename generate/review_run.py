@@ -55,8 +55,9 @@ async def run_review_instruct_async(input_path: str | Path, output: str | Path, 
     """
     output = Path(output)
     counters: Counter = Counter()
-    seeds = seed_prompts(read_seed_records(input_path, format=config.input_format, on_error=config.input_on_error,
-                                           counters=counters), counters)
+    # every seed is read first: a bad input row fails before any LLM call or output
+    seeds = list(seed_prompts(read_seed_records(input_path, format=config.input_format,
+                                                on_error=config.input_on_error, counters=counters), counters))
     scorer = AsyncRewardScorer(rm) if rm is not None else (
         AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
     async with configured_backends(config.backends, build=backends is None) as (built, ledger):

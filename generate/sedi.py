@@ -25,6 +25,7 @@ from chat.backends import configured_backends
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
+from chat.gather import gather_or_cancel
 from chat.runner import FilteredRunResult, JsonlSink, encode_record, read_records, run_jobs
 from generate.config import SediConfig
 from generate.diversity import BatchAssembler, MiniLMEmbedder
@@ -168,7 +169,7 @@ class SediRun:
         rng = random.Random(derive_seed(config.seed, f"iteration/{number}"))
         # 1. instruction generation: Self-Instruct's prompt with sampled seed (+ machine) tasks
         shown = [sample_examples(state, config, rng) for _ in range(config.requests_per_iteration)]
-        replies = await asyncio.gather(*(
+        replies = await gather_or_cancel(*(
             self._chat(usage, "generator", self.backends.generator,
                        format_generation_input([task.instruction for task in examples]),
                        f"generate/{number}/{request}", config.temperature,
@@ -203,7 +204,7 @@ class SediRun:
             state.pool.add(candidate.instruction, candidate.id)
             accepted.append(candidate)
         # 3. responses
-        responses = await asyncio.gather(*(
+        responses = await gather_or_cancel(*(
             self._chat(usage, "responder", self.backends.responder, format_response_input(c.instruction),
                        f"respond/{c.id}", config.response_temperature) for c in accepted))
         answered: list[Candidate] = []

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from chat.conversation import Conversation
 from chat.errors import ConfigError
+from chat.gather import gather_or_cancel
 from chat.registry import registry
 
 #: judge name -> judge class with `from_config(config, backends)` (`turnwise list judges`).
@@ -55,7 +55,7 @@ async def judge_pairs(judge: Judge, pairs: Sequence[tuple[Conversation, Conversa
     batched = getattr(judge, "judge_pairs", None)
     if batched is not None:
         return await batched(pairs, turn=turn, references=references)
-    return list(await asyncio.gather(*(judge.judge_pair(a, b, turn, ref) for (a, b), ref in zip(pairs, references))))
+    return list(await gather_or_cancel(*(judge.judge_pair(a, b, turn, ref) for (a, b), ref in zip(pairs, references))))
 
 
 def through_turn(conversation: Conversation, turn: int | None) -> Conversation:

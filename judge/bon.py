@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message, content_id
 from chat.errors import BackendError, ConfigError
+from chat.gather import gather_or_cancel
 from judge import agreement as stats
 from judge.base import Judge
 from judge.rm_judge import ConversationScorer
@@ -134,7 +135,7 @@ async def best_of_n_conversation(prompt: Conversation, scorer: LockedScorer, n: 
                 return completion.text.strip()
             return await shared.get("policy", (_key(context), i), make)
 
-        candidates = await asyncio.gather(*(sample(i) for i in range(n)))
+        candidates = await gather_or_cancel(*(sample(i) for i in range(n)))
         scores = await scorer.score([context.appended("assistant", c) for c in candidates])
         best = max(range(n), key=lambda i: (scores[i], -i))  # highest score; the earliest sample on ties
         picks.append({"turn": turn, "picked": best, "scores": scores})
@@ -169,7 +170,7 @@ async def compare_rms_on_prompt(prompt: Conversation, scorer_a: LockedScorer, sc
     results = {}
 
     async def for_n(n: int) -> tuple[int, dict[str, Any]]:
-        (conv_a, picks_a), (conv_b, picks_b) = await asyncio.gather(
+        (conv_a, picks_a), (conv_b, picks_b) = await gather_or_cancel(
             best_of_n_conversation(prompt, scorer_a, n, policy=policy, user_simulator=user_simulator, config=config,
                                    shared=shared),
             best_of_n_conversation(prompt, scorer_b, n, policy=policy, user_simulator=user_simulator, config=config,
@@ -186,7 +187,7 @@ async def compare_rms_on_prompt(prompt: Conversation, scorer_a: LockedScorer, sc
                    "conversation_b": conv_b.to_messages(), "picks_a": picks_a, "picks_b": picks_b, "verdict": detail}
 
     # Largest N first, so that smaller N find its candidates already requested.
-    for n, result in await asyncio.gather(*(for_n(n) for n in sorted(config.n_values, reverse=True))):
+    for n, result in await gather_or_cancel(*(for_n(n) for n in sorted(config.n_values, reverse=True))):
         results[str(n)] = result
     return {"id": prompt.id, "prompt": prompt.to_messages(), "rm_a": scorer_a.name, "rm_b": scorer_b.name,
             "judge": judge.name, "turns": config.turns, "results": results}

@@ -8,7 +8,6 @@ verdict as unparseable (None): it is counted, never guessed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -17,6 +16,7 @@ from chat.agents import AskResult, ask_until_parsed, reask_messages
 from chat.backends.base import ChatBackend, Completion
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
+from chat.gather import gather_or_cancel
 from judge.base import JUDGES, SWAP, Grade, Verdict, combine_orders, judged_reply_length, through_turn
 from judge.config import JudgeConfig
 from judge.parsing import parse_pairwise_verdict, parse_rating
@@ -146,7 +146,7 @@ class LLMPairwiseJudge:
 
     async def judge_pair(self, a: Conversation, b: Conversation, turn: int | None = None,
                          reference: str | None = None) -> Verdict:
-        forward, backward = await asyncio.gather(self.judge_order(a, b, turn, reference),
+        forward, backward = await gather_or_cancel(self.judge_order(a, b, turn, reference),
                                                  self.judge_order(b, a, turn, reference))
         orders = {"AB": forward.value, "BA": SWAP[backward.value]}
         detail = {
@@ -198,7 +198,7 @@ class LLMGradeJudge:
             turns = [turn or conversation.turns]
         else:
             turns = list(range(1, conversation.turns + 1))
-        results = await asyncio.gather(*(self.grade_turn(conversation, t, reference) for t in turns))
+        results = await gather_or_cancel(*(self.grade_turn(conversation, t, reference) for t in turns))
         per_turn = [r.value for r in results]
         score = None if any(v is None for v in per_turn) else min(per_turn)
         detail = {"turns": turns, "per_turn": per_turn, "unparseable_turns": sum(1 for v in per_turn if v is None),
@@ -209,7 +209,7 @@ class LLMGradeJudge:
 
     async def judge_pair(self, a: Conversation, b: Conversation, turn: int | None = None,
                          reference: str | None = None) -> Verdict:
-        grade_a, grade_b = await asyncio.gather(self.grade(a, turn, reference), self.grade(b, turn, reference))
+        grade_a, grade_b = await gather_or_cancel(self.grade(a, turn, reference), self.grade(b, turn, reference))
         if grade_a.score is None or grade_b.score is None:
             winner = None
         else:

@@ -147,11 +147,14 @@ def agree(path_a: str | Path, path_b: str | Path, output_dir: str | Path, *,
     report = (pairwise_report if x.kind == "pairwise" else grade_report)(x, y, resamples=resamples, seed=seed)
     report["bootstrap"] = {"resamples": resamples, "seed": seed, "level": 0.95}
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if plots:
-        report["plots"] = write_plots(report, output_dir)
-    (output_dir / "report.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n", encoding="utf-8")
-    (output_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if plots:
+            report["plots"] = write_plots(report, output_dir)
+        (output_dir / "report.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n", encoding="utf-8")
+        (output_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report to {output_dir}: {exc.strerror or exc}") from None
     return report
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from chat.errors import ConfigError
+from chat.runner import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED
 from chat.runner.sink import write_json_atomic
 from pipeline.config import STAGES, PipelineConfig
 from pipeline.stages import STAGE_FUNCTIONS, StageContext, StageOutcome
@@ -25,9 +26,6 @@ logger = logging.getLogger(__name__)
 MARKER = "stage.json"
 #: Written when a stage starts: the config fingerprint its partial output belongs to.
 STARTED = "started.json"
-#: Exit code when a stage stops with failed items (rerunning the same command retries them).
-EXIT_STAGE_INCOMPLETE = 1
-EXIT_INTERRUPTED = 130
 
 
 def marker_path(run_dir: Path, stage: str, name: str = MARKER) -> Path:
@@ -105,7 +103,8 @@ def run_stage(ctx: StageContext, stage: str) -> StageOutcome:
 
 def run_pipeline(config: PipelineConfig, *, start: str | None = None, until: str | None = None,
                  progress: bool = True, say: Callable[[str], None] = print) -> int:
-    """Run the selected stages in order; returns the exit code (0, 1 for failed items, 130 interrupted)."""
+    """Run the selected stages in order; returns the exit code: 0, EXIT_ITEMS_FAILED when a stage stopped with
+    failed items (rerunning the same command retries them), EXIT_INTERRUPTED after Ctrl-C."""
     selection = StageSelection.parse(start, until)
     if start is not None:
         redo_from(config, start, say)
@@ -133,7 +132,7 @@ def run_pipeline(config: PipelineConfig, *, start: str | None = None, until: str
         wall = time.perf_counter() - started
         if not outcome.complete:
             say(f"[{stage}] stopped: {outcome.problem}")
-            return EXIT_INTERRUPTED if outcome.interrupted else EXIT_STAGE_INCOMPLETE
+            return EXIT_INTERRUPTED if outcome.interrupted else EXIT_ITEMS_FAILED
         marker = {"stage": stage, "fingerprint": config.fingerprint(stage), "started_at": started_at,
                   "wall_s": round(wall, 2), "resumed": status == "partial", **outcome.to_dict()}
         write_json_atomic(marker_path(config.run_dir, stage), marker)

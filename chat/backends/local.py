@@ -63,7 +63,11 @@ class LocalEngine:
             raise ConfigError(f"local backend: quantize must be none, auto or (on CPU) int8, got {quantize!r}")
         self.model_path = model_path
         self.quantize = quantize
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        except OSError as exc:  # no such directory, not a model, or an unreachable hub id
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"local backend: cannot load the model {model_path}: {reason}") from None
         if self.tokenizer.chat_template is None:
             raise ConfigError(f"local backend: {model_path} has no chat template; add one to its tokenizer_config")
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype).to(self.device).eval()

@@ -5,10 +5,10 @@ from chat.runner.jobs import TooManyErrors, default_item_id, run, run_jobs
 from chat.runner.progress import RunProgress
 from chat.runner.sink import (ErrorLog, JsonlSink, encode_record, errors_path, iter_records, read_records,
                               summary_path, write_json_atomic)
-from chat.runner.summary import EXIT_INTERRUPTED, RunSummary, format_summary
+from chat.runner.summary import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, RunSummary, format_summary
 
 __all__ = [
-    "EXIT_INTERRUPTED", "ErrorLog", "FilteredRunResult", "JsonlSink", "RunProgress", "RunSummary", "TooManyErrors", "default_item_id", "encode_record",
+    "EXIT_INTERRUPTED", "EXIT_ITEMS_FAILED", "ErrorLog", "FilteredRunResult", "JsonlSink", "RunProgress", "RunSummary", "TooManyErrors", "default_item_id", "encode_record",
     "errors_path", "format_summary", "iter_records", "read_records", "run", "run_jobs", "seed_log_path", "summary_path",
     "write_json_atomic",
 ]

@@ -344,7 +344,11 @@ async def run_jobs(items: Iterable[T], worker: Callable[[T], Awaitable[dict]] | 
             fatal = exc
             raise
         finally:
-            sink.sync()
+            try:
+                sink.sync()
+            except ConfigError:
+                if fatal is None:
+                    raise
             count = job.read if job.exhausted or known_total is None else known_total
             summary = RunSummary(
                 output=str(output), total=count, done=job.done, skipped_existing=job.skipped, errors=job.errors,
@@ -355,7 +359,14 @@ async def run_jobs(items: Iterable[T], worker: Callable[[T], Awaitable[dict]] | 
             record["errors_output"] = str(error_log.path)
             if fatal is not None:
                 record["stopped_by"] = _describe(fatal)
-            write_json_atomic(summary_path(output), record)
+            # a run stopped by bad input before its first record leaves no files behind
+            if not (isinstance(fatal, InputError) and sink.created_empty):
+                try:
+                    write_json_atomic(summary_path(output), record)
+                except ConfigError:
+                    if fatal is None:
+                        raise
+                    logger.debug("summary of the stopped run not written", exc_info=True)
     return summary
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -99,16 +100,35 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return list(iter_records(path))
 
 
+def unwritable(path: Path, exc: OSError) -> ConfigError:
+    """The one-line error for an output that cannot be written (read-only, disk full, file too large)."""
+    return ConfigError(f"cannot write the output {path}: {exc.strerror or exc}")
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view):]
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write JSON so that readers see the old file or the new one, never half of one.
+
+    A file that cannot be written raises ConfigError naming it (the old file stays as it was).
+    """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8") as file:
-        json.dump(data, file, ensure_ascii=False, indent=2, sort_keys=False)
-        file.write("\n")
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("w", encoding="utf-8") as file:
+            json.dump(data, file, ensure_ascii=False, indent=2, sort_keys=False)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise unwritable(path, exc) from None
 
 
 class JsonlSink:
@@ -128,20 +148,28 @@ class JsonlSink:
         self.duplicate_ids_on_open = 0
         self._file: BinaryIO | None = None
         self._unsynced = 0
+        self._created = False
 
     def __enter__(self) -> "JsonlSink":
         self.open()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        bad_input = exc_type is not None and issubclass(exc_type, InputError)
+        self.close(quiet=exc_type is not None, discard_if_empty=bad_input)
+
+    @property
+    def created_empty(self) -> bool:
+        """This sink created its file and has written nothing to it (yet)."""
+        return self._created and not self.finished_ids
 
     def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._created = not self.path.exists()
             file = self.path.open("a+b")
         except OSError as exc:
-            raise ConfigError(f"cannot write the output {self.path}: {exc.strerror or exc}") from None
+            raise unwritable(self.path, exc) from None
         try:
             self._lock(file)
             self._drop_torn_line(file)
@@ -165,9 +193,12 @@ class JsonlSink:
         if complete < size:
             logger.warning("%s: dropped a torn last line (%d bytes) left by an interrupted run; its item is redone",
                            self.path, size - complete)
-            file.truncate(complete)
-            file.flush()
-            os.fsync(file.fileno())
+            try:
+                file.truncate(complete)
+                file.flush()
+                os.fsync(file.fileno())
+            except OSError as exc:
+                raise unwritable(self.path, exc) from None
 
     def _collect_finished(self, file: BinaryIO) -> None:
         file.seek(0)
@@ -184,11 +215,21 @@ class JsonlSink:
             logger.warning("%s: %d records repeat an earlier id", self.path, self.duplicate_ids_on_open)
 
     def append(self, record_id: str, line: bytes) -> None:
-        """Append one encoded record (see `encode_record`) and flush it to the OS; `record_id` is finished."""
+        """Append one encoded record (see `encode_record`) and hand it to the OS; `record_id` is finished.
+
+        A write that fails (disk full, file too large, read-only) raises ConfigError naming the file, after
+        cutting off the part of the line that was written, so the file still ends with a complete record.
+        """
         if self._file is None:
             raise RuntimeError(f"{self.path}: sink is not open")
-        self._file.write(line)
-        self._file.flush()
+        descriptor = self._file.fileno()
+        try:
+            start = os.lseek(descriptor, 0, os.SEEK_END)
+            _write_all(descriptor, line)  # unbuffered: nothing is left behind in a buffer after a failure
+        except OSError as exc:
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.ftruncate(descriptor, start)
+            raise unwritable(self.path, exc) from None
         self.finished_ids.add(record_id)
         self._unsynced += 1
         if self._unsynced >= self.fsync_every:
@@ -196,18 +237,30 @@ class JsonlSink:
 
     def sync(self) -> None:
         if self._file is not None and self._unsynced:
-            os.fsync(self._file.fileno())
+            try:
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                raise unwritable(self.path, exc) from None
             self._unsynced = 0
 
-    def close(self) -> None:
+    def close(self, *, quiet: bool = False, discard_if_empty: bool = False) -> None:
+        """Sync and close (releasing the lock); `quiet` (while another error propagates) ignores write errors;
+        `discard_if_empty` removes the file if this sink created it and wrote nothing (a run stopped by bad input)."""
         if self._file is None:
             return
         try:
             self._file.flush()
             self.sync()
+        except (OSError, ConfigError):
+            if not quiet:
+                raise
         finally:
-            self._file.close()  # closing releases the lock
+            with contextlib.suppress(OSError):
+                self._file.close()  # closing releases the lock
             self._file = None
+            if discard_if_empty and self.created_empty:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
 
 
 class ErrorLog:
@@ -221,14 +274,17 @@ class ErrorLog:
     def __init__(self, path: str | Path, finished_ids: set[str]):
         self.path = Path(path)
         self.finished_ids = finished_ids  # shared with the sink, so it grows as records are written
-        self.entries_on_open = self._compact()
+        try:
+            self.entries_on_open = self._compact()
+        except OSError as exc:
+            raise unwritable(self.path, exc) from None
         self._file: BinaryIO | None = None
 
     def __enter__(self) -> "ErrorLog":
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        self.close(quiet=exc_type is not None)
 
     def _compact(self) -> int:
         """Drop entries of finished items (and a torn last line); remove the file if none is left."""
@@ -258,16 +314,33 @@ class ErrorLog:
         return len(kept)
 
     def append(self, item_id: str, error: str) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("ab")
         entry = {"id": item_id, "error": error, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        self._file.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"))
-        self._file.flush()
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("ab")
+            descriptor = self._file.fileno()
+            start = os.lseek(descriptor, 0, os.SEEK_END)
+            try:
+                _write_all(descriptor, line)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(descriptor, start)
+                raise
+        except OSError as exc:
+            raise unwritable(self.path, exc) from None
 
-    def close(self) -> None:
-        if self._file is not None:
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-        self._compact()
+    def close(self, *, quiet: bool = False) -> None:
+        """Sync, close and compact; `quiet` (while another error propagates) ignores write errors."""
+        try:
+            if self._file is not None:
+                try:
+                    os.fsync(self._file.fileno())
+                finally:
+                    self._file.close()
+                    self._file = None
+            self._compact()
+        except OSError as exc:
+            if not quiet:
+                raise unwritable(self.path, exc) from None

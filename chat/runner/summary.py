@@ -9,6 +9,8 @@ from chat.runner.sink import errors_path
 
 #: Exit code of a command whose run was interrupted by Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
+#: Exit code of a command whose run finished but left items failed (listed in `<output>.errors.jsonl`).
+EXIT_ITEMS_FAILED = 1
 
 
 @dataclass
@@ -42,8 +44,11 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """What a CLI exits with after this run: 130 when interrupted by Ctrl-C, else 0."""
-        return EXIT_INTERRUPTED if self.interrupted else 0
+        """What a CLI exits with after this run: 130 when interrupted by Ctrl-C, 1 when items failed
+        (after the backends' retries; rerunning retries them), else 0."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_ITEMS_FAILED if self.errors else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "pending": self.pending}

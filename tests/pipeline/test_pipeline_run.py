@@ -9,7 +9,8 @@ import pytest
 import pipeline.stages
 from chat.errors import ConfigError
 from pipeline.config import STAGES, PipelineConfig
-from pipeline.run import EXIT_INTERRUPTED, EXIT_STAGE_INCOMPLETE, run_pipeline, stage_status
+from chat.runner import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED
+from pipeline.run import run_pipeline, stage_status
 from pipeline.stages import StageOutcome
 from pipeline_helpers import config_values, write_config
 
@@ -77,7 +78,7 @@ def test_an_incomplete_stage_stops_the_run_without_a_marker_and_resumes(tmp_path
 
     monkeypatch.setitem(pipeline.stages.STAGE_FUNCTIONS, "judge", flaky)
     lines: list[str] = []
-    assert run_pipeline(config, progress=False, say=lines.append) == EXIT_STAGE_INCOMPLETE
+    assert run_pipeline(config, progress=False, say=lines.append) == EXIT_ITEMS_FAILED
     assert lines[-1] == "[judge] stopped: judge (LLM): 2 item(s) failed"
     assert stage_status(config, "judge") == "partial" and stage_status(config, "generate") == "pending"
     assert run_pipeline(config, progress=False, say=lines.append) == EXIT_INTERRUPTED

@@ -1,0 +1,163 @@
+"""Deterministic agent replies for every LLM stage, as `reply(body)` functions of an OpenAI request body.
+
+Each reply depends only on the request (messages and seed), so a request retried after a fault gets the
+same answer and a faulty run writes the same records as a fault-free one. The formats follow each stage's
+parsers (augment/, judge/, generate/); the roles are recognised by their system prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from typing import Any, Callable
+
+from augment.prompts import render as render_augment
+from generate.prompts import render as render_generate
+
+Body = dict[str, Any]
+
+
+def digest(text: str) -> int:
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:12], 16)
+
+
+def _messages(body: Body) -> list[dict[str, str]]:
+    return [m for m in body.get("messages", []) if isinstance(m, dict)]
+
+
+def _system(body: Body) -> str:
+    messages = _messages(body)
+    return messages[0].get("content", "") if messages and messages[0].get("role") == "system" else ""
+
+
+def _last_user(body: Body) -> str:
+    return next((m.get("content", "") for m in reversed(_messages(body)) if m.get("role") == "user"), "")
+
+
+# -- augment music (MUSIC simulator roles) -------------------------------------------------------------------
+
+_USER_SYSTEM = render_augment("user_simulator_system")
+_CONTRAST_SYSTEM = render_augment("contrast_system")
+_SWAPPED = re.compile(r"as well and as naturally as you can:\n(.*)\nDo not mention", re.DOTALL)
+_INSTRUCTION = re.compile(r"Latest user instruction:\n(.*)\n\nReply with the JSON object\.", re.DOTALL)
+
+
+def music_reply(body: Body) -> str:
+    """User simulator: `question N [hash]`; contrast: a JSON swap; assistants: `answer [hash]`."""
+    messages, system = _messages(body), _system(body)
+    if system == _USER_SYSTEM:
+        transcript = messages[-1]["content"]
+        return f"question {transcript.count(chr(10) + 'User: ') + 1} [{digest(transcript) % 10**6}]"
+    if system == _CONTRAST_SYSTEM:
+        match = _INSTRUCTION.search(messages[1]["content"])
+        instruction = match.group(1) if match else messages[1]["content"]
+        return json.dumps({"swapped_instruction": f"different request [{digest(instruction) % 10**6}]",
+                           "reason": "a neighbouring task"})
+    swapped = _SWAPPED.search(system)
+    if swapped:
+        return f"answer [{digest(swapped.group(1)) % 10**6}]"
+    return f"answer [{digest(_last_user(body)) % 10**6}]"
+
+
+# -- judge pairs / grade --------------------------------------------------------------------------------------
+
+def judge_reply(body: Body) -> str:
+    """Pairwise: [[A]] or [[B]] by a hash of the prompt; grading: `Rating: [[N]]`, N in 1..10."""
+    prompt = _last_user(body)
+    if "[[A]]" in _system(body):
+        return f"Both answers are short. [[{'AB'[digest(prompt) % 2]}]]"
+    return f"Adequate. Rating: [[{digest(prompt) % 10 + 1}]]"
+
+
+# -- generate review-instruct -----------------------------------------------------------------------------------
+
+_CANDIDATE = render_generate("candidate_system", max_words=300).splitlines()[0]
+_REVIEWER = render_generate("reviewer_system", max_words=300).splitlines()[0]
+_CHAIRMAN = render_generate("chairman_system", max_words=300).splitlines()[0]
+
+
+def review_instruct_reply(body: Body) -> str:
+    system, last = _system(body), _last_user(body)
+    if _REVIEWER in system:
+        return f"thoughts\nREVIEW: fine on all five criteria\nVOTE: {'positive' if digest(last) % 3 else 'negative'}"
+    if _CHAIRMAN in system:
+        asked = last.split("Latest answer:")[0].count("\n") - 1
+        return f"Private plan.\nQUESTION: Question {asked + 1} about {digest(last) % 97}?"
+    return f"I should think.\nANSWER: answer to: {last}"
+
+
+# -- generate sedi / self-instruct ------------------------------------------------------------------------------
+
+_WORDS = ("river mountain poem budget recipe python essay planet history letter summary story riddle email "
+          "garden theorem market song travel chess").split()
+
+
+def sedi_reply(body: Body) -> str:
+    """Generation prompts: two new tasks drawn from a word list by a hash of the prompt; others: a response."""
+    prompt = _last_user(body)
+    if "Come up with a series" not in prompt:
+        return f"Response to: {prompt}"
+    rng = random.Random(digest(prompt) + int(body.get("seed") or 0))
+    n = prompt.count("\nTask ")
+    first, second = (" ".join(rng.sample(_WORDS, 4)) for _ in range(2))
+    return f"Write a short note about {first} today.\nTask {n + 1}: Describe how {second} relate to each other."
+
+
+# -- generate coevol ------------------------------------------------------------------------------------------
+
+_DEBATERS = ("You are the positive debater", "You are the critical debater")
+_COEVOL = {role: render_generate(f"coevol_{role}_system", max_suggestions=3).splitlines()[0]
+           for role in ("advisor", "editor", "judge")}
+
+
+def coevol_reply(body: Body) -> str:
+    """Debaters review, the advisor suggests, the editor appends "(edited)", the judge prefers one edit."""
+    messages, system = _messages(body), _system(body)
+    text = messages[1]["content"] if len(messages) > 1 else ""
+    if system.startswith(_DEBATERS):
+        return f"thinking\nREVIEW: view {digest(text) % 1000}"
+    if system.startswith(_COEVOL["advisor"]):
+        return "plan\nSUGGESTIONS:\n1. add an example\n2. be precise"
+    if system.startswith(_COEVOL["editor"]):
+        response = text.split("Response:\n")[1].split("\n\nSuggestions:")[0]
+        return f"draft\nRESPONSE: {response} (edited)"
+    if system.startswith(_COEVOL["judge"]):
+        a = text.split("Response A:\n")[1].split("\n\nResponse B:")[0]
+        b = text.split("Response B:\n")[1].split("\n\nWrite your")[0]
+        edits = max(a.count("(edited)"), b.count("(edited)"))
+        new = "A" if a.count("(edited)") > b.count("(edited)") else "B"
+        return "VERDICT: " + (new if edits < 2 else {"A": "B", "B": "A"}[new])
+    return "unexpected"
+
+
+# -- generate mimg --------------------------------------------------------------------------------------------
+
+_MIMG = {role: render_generate(f"mimg_{role}_system", max_questions=3, hops=2).splitlines()[0]
+         for role in ("question", "answer", "verify", "merge")}
+
+
+def mimg_reply(body: Body) -> str:
+    messages, system = _messages(body), _system(body)
+    text = messages[1]["content"] if len(messages) > 1 else ""
+    if system.startswith(_MIMG["question"]):
+        topic = text.split(":\n", 1)[1].split()[0]
+        return f"ideas\nQUESTIONS:\n1. When was {topic} founded?\n2. Who led {topic}?"
+    if system.startswith(_MIMG["answer"]):
+        question = text.split("Question:\n")[1].split("\n")[0]
+        return f"hmm\nANSWER: The answer to '{question}' is stated.\nSHORT ANSWER: fact of {question[:-1]}"
+    if system.startswith(_MIMG["verify"]):
+        return f"checking\nSCORE: {7 + digest(text) % 4}"
+    if system.startswith(_MIMG["merge"]):
+        first = text.split("):\n")[1].split("\n")[0]
+        second = text.split("New question:\n")[1].split("\n")[0]
+        return f"plan\nQUESTION: {first[:-1]} and {second}\nANSWER: Step 1 ... Step 2 ... final."
+    return "unexpected"
+
+
+RESPONDERS: dict[str, Callable[[Body], str]] = {
+    "augment music": music_reply, "judge pairs": judge_reply, "judge grade": judge_reply,
+    "generate review-instruct": review_instruct_reply, "generate sedi": sedi_reply,
+    "generate coevol": coevol_reply, "generate mimg": mimg_reply,
+}
