@@ -57,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quantize.add_argument("--format", help="reader for --data")
     quantize.add_argument("--limit", type=int, default=None, help="use only the first N pairs of --data")
     quantize.add_argument("--skip-invalid", action="store_true", help="leave out invalid rows of --data")
+    quantize.add_argument("--keep-float", action="append", default=[], metavar="PATTERN",
+                          help="also leave these linear layers unquantized (repeatable; a module-name prefix, suffix "
+                               "or regex, e.g. '.*attention'); the reward head always stays unquantized")
     quantize.set_defaults(func=run_quantize)
 
     serve = group.add_parser("serve", help="HTTP scoring server on 127.0.0.1 (POST /score, GET /health)")
@@ -74,12 +77,17 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-model", help="base model of a LoRA adapter, if not where adapter_config.json says")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--max-length", type=int, help="token limit per conversation (default: the training one)")
+    if parser.prog.split()[-1] != "quantize":
+        parser.add_argument("--dynamic-int8", action="store_true",
+                            help="CPU only: int8 dynamic quantization of the linear layers; faster scoring, but "
+                                 "rewards change (not exact; see bench/NOTES.md)")
 
 
 def _load_model(args: argparse.Namespace) -> Any:
     from rm.model import RewardModel
 
-    return RewardModel.load(args.model, device=args.device, base_model=args.base_model, max_length=args.max_length)
+    return RewardModel.load(args.model, device=args.device, base_model=args.base_model, max_length=args.max_length,
+                            dynamic_int8=getattr(args, "dynamic_int8", False))
 
 
 def _load_pairs(args: argparse.Namespace, source: str) -> list:
@@ -166,14 +174,16 @@ def run_quantize(args: argparse.Namespace) -> int:
     from rm.quantize import quantize_reward_model
 
     pairs = _load_pairs(args, args.data) if args.data else None
-    report = quantize_reward_model(args.model, args.bits, args.output_dir, eval_pairs=pairs, device=args.device)
+    report = quantize_reward_model(args.model, args.bits, args.output_dir, eval_pairs=pairs, device=args.device,
+                                   keep_float=args.keep_float)
     info = report.to_dict()
     print(f"quantized to {args.bits} bit -> {report.output_dir}")
     print(f"memory footprint: {report.memory_bytes_before / 2**20:.1f} MiB -> {report.memory_bytes_after / 2**20:.1f} MiB "
           f"({info['memory_ratio']:.2f}x)")
     if report.accuracy_change_points is not None:
         print(f"accuracy on {report.eval_pairs} pairs: {report.accuracy_before:.4f} -> {report.accuracy_after:.4f} "
-              f"({report.accuracy_change_points:+.2f} points)")
+              f"({report.accuracy_change_points:+.2f} points; {report.flipped_pairs} pairs flipped, mean |reward change| "
+              f"{report.mean_abs_reward_change:.4f})")
     print(json.dumps(info))
     return 0
 

@@ -30,6 +30,9 @@ class QuantizeReport:
     accuracy_before: float | None = None
     accuracy_after: float | None = None
     eval_pairs: int = 0
+    flipped_pairs: int | None = None          # pairs whose preferred side changed (the net change hides these)
+    mean_abs_reward_change: float | None = None
+    keep_float: tuple[str, ...] = ()
 
     @property
     def accuracy_change_points(self) -> float | None:
@@ -42,12 +45,18 @@ class QuantizeReport:
                 "memory_bytes_before": self.memory_bytes_before, "memory_bytes_after": self.memory_bytes_after,
                 "memory_ratio": self.memory_bytes_after / self.memory_bytes_before,
                 "accuracy_before": self.accuracy_before, "accuracy_after": self.accuracy_after,
-                "accuracy_change_points": self.accuracy_change_points, "eval_pairs": self.eval_pairs}
+                "accuracy_change_points": self.accuracy_change_points, "eval_pairs": self.eval_pairs,
+                "flipped_pairs": self.flipped_pairs, "mean_abs_reward_change": self.mean_abs_reward_change,
+                "keep_float": list(self.keep_float)}
 
 
-def quantization_config(bits: int, head: list[str], device: torch.device) -> Any:
-    """int8 (LLM.int8) or nf4 with double quantization; the reward head stays in full precision."""
+def quantization_config(bits: int, head: list[str], device: torch.device, keep_float: Sequence[str] = ()) -> Any:
+    """int8 (LLM.int8) or nf4 with double quantization; the reward head stays in full precision, and so do the
+    linear layers matching `keep_float` (transformers' skip patterns: a name prefix, a suffix or a regex such as
+    `.*attention`)."""
     from transformers import BitsAndBytesConfig
+
+    head = [*head, *keep_float]
 
     if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=head)
@@ -60,8 +69,10 @@ def quantization_config(bits: int, head: list[str], device: torch.device) -> Any
 
 def quantize_reward_model(model_path: str, bits: int, output_dir: str | Path,
                           eval_pairs: Sequence[PreferencePair] | None = None,
-                          device: str | torch.device | None = None) -> QuantizeReport:
-    """Merge any LoRA adapter into its base, quantize, save to `output_dir`, and compare accuracy on `eval_pairs`."""
+                          device: str | torch.device | None = None, keep_float: Sequence[str] = ()) -> QuantizeReport:
+    """Merge any LoRA adapter into its base, quantize, save to `output_dir`, and compare accuracy on `eval_pairs`.
+
+    `keep_float`: extra linear layers left unquantized (patterns as in `quantization_config`)."""
     device = torch.device(device) if device is not None else default_device()
     if bits not in (4, 8):
         raise ConfigError(f"--bits must be 8 or 4, got {bits}")
@@ -71,12 +82,13 @@ def quantize_reward_model(model_path: str, bits: int, output_dir: str | Path,
     merged = unwrap_model(merged)
     head = head_module_names(merged)
     memory_before = merged.get_memory_footprint()
-    accuracy_before = _accuracy(reference, eval_pairs) if eval_pairs else None
+    reference_scores = reference.score_pairs(eval_pairs) if eval_pairs else None
 
     metadata = read_metadata(Path(model_path)) if Path(model_path).is_dir() else {}
     with tempfile.TemporaryDirectory(prefix="turnwise-merge-") as staging:
         merged.save_pretrained(staging)
-        quantized = load_sequence_classifier(staging, quantization_config=quantization_config(bits, head, device),
+        quantized = load_sequence_classifier(staging, quantization_config=quantization_config(bits, head, device,
+                                                                                               keep_float),
                                              device=device, attn_implementation=metadata.get("attn_implementation"))
     quantized.config.pad_token_id = merged.config.pad_token_id
     if output_dir.exists():
@@ -86,14 +98,21 @@ def quantize_reward_model(model_path: str, bits: int, output_dir: str | Path,
     candidate = RewardModel(quantized, reference.tokenizer, max_length=reference.encoder.max_length,
                             name=str(output_dir))
     report = QuantizeReport(output_dir, bits, memory_before, quantized.get_memory_footprint(),
-                            accuracy_before, _accuracy(candidate, eval_pairs) if eval_pairs else None,
-                            len(eval_pairs or []))
+                            eval_pairs=len(eval_pairs or []), keep_float=tuple(keep_float))
+    if eval_pairs and reference_scores is not None:
+        compare_scores(report, reference_scores, candidate.score_pairs(eval_pairs))
     metadata = {**metadata, "format": "turnwise-rm/1", "max_length": reference.encoder.max_length,
                 "peft": False, "quantization": report.to_dict(), "quantized_from": str(model_path)}
     (output_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
     return report
 
 
-def _accuracy(model: RewardModel, pairs: Sequence[PreferencePair]) -> float:
-    scores = model.score_pairs(pairs)
-    return float(pair_outcomes([c for c, _ in scores], [r for _, r in scores]).mean())
+def compare_scores(report: QuantizeReport, before: list[tuple[float, float]], after: list[tuple[float, float]]) -> None:
+    """Fill the report's accuracy before/after, flipped pairs and mean |reward change| from (chosen, rejected) scores."""
+    outcomes_before = pair_outcomes([c for c, _ in before], [r for _, r in before])
+    outcomes_after = pair_outcomes([c for c, _ in after], [r for _, r in after])
+    report.accuracy_before = float(outcomes_before.mean())
+    report.accuracy_after = float(outcomes_after.mean())
+    report.flipped_pairs = int((outcomes_before != outcomes_after).sum())
+    changes = [abs(x - y) for pair_before, pair_after in zip(before, after) for x, y in zip(pair_before, pair_after)]
+    report.mean_abs_reward_change = sum(changes) / len(changes)

@@ -108,3 +108,13 @@ def test_quantize_saves_a_model_loadable_by_from_pretrained(run_cli, tmp_path, l
     reference = RewardModel.load(model_dir, device="cpu")
     conversations = [p.chosen for p in synthetic_pairs(4, seed=4)]
     assert quantized.score(conversations) == pytest.approx(reference.score(conversations), abs=0.25)
+
+
+def test_quantize_keep_float_patterns_join_the_head_in_the_skip_list():
+    import torch
+
+    from rm.quantize import quantization_config
+
+    config = quantization_config(4, ["score"], torch.device("cpu"), [".*attention"])
+    assert config.llm_int8_skip_modules == ["score", ".*attention"]
+    assert quantization_config(8, ["classifier"], torch.device("cpu")).llm_int8_skip_modules == ["classifier"]

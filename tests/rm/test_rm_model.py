@@ -96,3 +96,23 @@ def test_encoder_rm_scores_turns_prefix_by_prefix():
 def test_loading_a_directory_that_is_not_a_model_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not a reward model directory"):
         RewardModel.load(tmp_path, device="cpu")
+
+
+def test_dynamic_int8_is_opt_in_quantizes_the_backbone_and_keeps_the_head_float(tiny_base_dir):
+    import torch
+
+    exact = RewardModel.load(tiny_base_dir, device="cpu")
+    fast = RewardModel.load(tiny_base_dir, device="cpu", dynamic_int8=True)
+    assert not any(type(m).__name__ == "Linear" and "quantized" in type(m).__module__ for m in exact.model.modules())
+    quantized = [name for name, m in fast.model.named_modules() if "quantized" in type(m).__module__]
+    assert quantized and all(not name.startswith("score") for name in quantized)
+    assert isinstance(fast.model.score, torch.nn.Linear)
+    conversations = [five_turn_conversation(seed) for seed in range(4)]
+    ours, reference = fast.score(conversations), exact.score(conversations)
+    assert ours != reference  # not exact: that is why it is opt-in
+    assert ours == pytest.approx(reference, abs=0.25)
+
+
+def test_dynamic_int8_refuses_a_gpu_device(tiny_base_dir):
+    with pytest.raises(ConfigError, match="CPU only"):
+        RewardModel.load(tiny_base_dir, device="meta", dynamic_int8=True)
