@@ -21,7 +21,7 @@ from augment.seeds import Seed, read_seeds
 from augment.turns import MusicBackends
 from chat.agents import count_usage
 from chat.backends import configured_backends
-from chat.runner import FilteredRunResult, JsonlSink, encode_record, run_jobs, seed_log_path
+from chat.runner import FilteredRunResult, run_filtered, seed_log_path
 
 
 async def run_music_async(input_path: str | Path, output: str | Path, config: MusicConfig, *,
@@ -38,23 +38,17 @@ async def run_music_async(input_path: str | Path, output: str | Path, config: Mu
                             on_error=config.input_on_error, counters=counters))
     async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or MusicBackends.from_roles(built)
-        with JsonlSink(output) as kept_sink:
-            async def worker(seed: Seed) -> dict[str, Any]:
-                pair_id = music_pair_id(seed.id)
-                if pair_id in kept_sink.finished_ids:   # kept by a run killed before it logged the seed
-                    return {"id": seed.id, "kept": True, "pair_id": pair_id}
-                result = await synthesize_pair(seed, roles, config)
-                count_result(counters, result)
-                if result.pair is not None:
-                    kept_sink.append(pair_id, encode_record(result.pair.to_dict()))
-                return seed_outcome(result)
 
-            summary = await run_jobs(seeds, worker, seed_log_path(output), item_id=lambda seed: seed.id,
-                                     concurrency=config.concurrency, ledger=ledger,
-                                     counters=counters, description="augment music", progress=progress,
-                                     limit=config.limit, input_name=str(input_path), handle_sigint=handle_sigint)
-            kept_total = len(kept_sink.finished_ids)
-    return FilteredRunResult(summary, output, kept_total, counters)
+        async def grow(seed: Seed) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+            result = await synthesize_pair(seed, roles, config)
+            count_result(counters, result)
+            return (result.pair.to_dict() if result.pair is not None else None), seed_outcome(result)
+
+        return await run_filtered(seeds, grow, output, item_id=lambda seed: seed.id,
+                                  kept_id=lambda seed: music_pair_id(seed.id), kept_key="pair_id", counters=counters,
+                                  concurrency=config.concurrency, ledger=ledger, description="augment music",
+                                  progress=progress, limit=config.limit, input_name=str(input_path),
+                                  handle_sigint=handle_sigint)
 
 
 def run_music(input_path: str | Path, output: str | Path, config: MusicConfig, **kwargs: Any) -> FilteredRunResult:

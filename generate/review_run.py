@@ -17,7 +17,7 @@ from typing import Any
 
 from chat.agents import count_usage
 from chat.backends import configured_backends
-from chat.runner import FilteredRunResult, JsonlSink, encode_record, run_jobs, seed_log_path
+from chat.runner import FilteredRunResult, run_filtered
 from generate.config import ReviewInstructConfig
 from generate.registry import GENERATORS
 from generate.review_instruct import (ConversationResult, ReviewInstructBackends,
@@ -62,23 +62,18 @@ async def run_review_instruct_async(input_path: str | Path, output: str | Path, 
         AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
     async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or ReviewInstructBackends.from_roles(built, config.reviewers)
-        with JsonlSink(output) as kept_sink:
-            async def worker(seed: SeedPrompt) -> dict[str, Any]:
-                conversation_id = review_conversation_id(seed.id)
-                if conversation_id in kept_sink.finished_ids:   # kept by a run killed before it logged the seed
-                    return {"id": seed.id, "kept": True, "conversation_id": conversation_id}
-                result = await review_instruct_conversation(seed, roles, config, scorer)
-                count_result(counters, result)
-                if result.conversation is not None:
-                    kept_sink.append(conversation_id, encode_record(result.conversation.to_dict()))
-                return seed_outcome(result)
 
-            summary = await run_jobs(seeds, worker, seed_log_path(output), item_id=lambda seed: seed.id,
-                                     concurrency=config.concurrency, ledger=ledger,
-                                     counters=counters, description="generate review-instruct", progress=progress,
-                                     limit=config.limit, input_name=str(input_path), handle_sigint=handle_sigint)
-            kept_total = len(kept_sink.finished_ids)
-    return FilteredRunResult(summary, output, kept_total, counters)
+        async def grow(seed: SeedPrompt) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+            result = await review_instruct_conversation(seed, roles, config, scorer)
+            count_result(counters, result)
+            kept = result.conversation.to_dict() if result.conversation is not None else None
+            return kept, seed_outcome(result)
+
+        return await run_filtered(seeds, grow, output, item_id=lambda seed: seed.id,
+                                  kept_id=lambda seed: review_conversation_id(seed.id), kept_key="conversation_id",
+                                  counters=counters, concurrency=config.concurrency, ledger=ledger,
+                                  description="generate review-instruct", progress=progress, limit=config.limit,
+                                  input_name=str(input_path), handle_sigint=handle_sigint)
 
 
 def run_review_instruct(input_path: str | Path, output: str | Path, config: ReviewInstructConfig,

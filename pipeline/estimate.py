@@ -19,9 +19,11 @@ ROLE_PROMPT_TOKENS = 300
 
 @dataclass
 class Estimate:
-    """Expected LLM calls of a stage, their upper bound with every re-ask, and token figures."""
+    """Expected LLM calls of a stage, their upper bound with every re-ask, and token figures; `items` describes
+    the stage's input, `count` is its number of items when known."""
 
     items: str = ""
+    count: int | None = None
     calls: float = 0.0
     max_calls: float = 0.0
     completion_tokens_max: int = 0
@@ -94,7 +96,7 @@ def estimate_augment(ctx: StageContext) -> Estimate:
     if rows is None:
         return Estimate(items="seeds: unknown here",
                         note=f"{per_seed:.2f} calls per seed at T={config.turns} (seed input not readable here)")
-    estimate = Estimate(items=f"{rows} seeds", calls=rows * per_seed, max_calls=rows * per_seed_max,
+    estimate = Estimate(items=f"{rows} seeds", count=rows, calls=rows * per_seed, max_calls=rows * per_seed_max,
                         note=f"{per_seed:.2f} calls per seed at T={config.turns}")
     return with_tokens(estimate, config.max_tokens, size + config.turns * config.max_tokens / 2)
 
@@ -102,17 +104,14 @@ def estimate_augment(ctx: StageContext) -> Estimate:
 def eval_pairs(ctx: StageContext) -> tuple[int | None, str]:
     """Held-out pairs the judge stage will see: counted when mix has run, else estimated from its inputs."""
     if ctx.eval_split.is_file():
-        with ctx.eval_split.open("rb") as handle:
-            return sum(1 for line in handle if line.strip()), ""
+        return count_rows(str(ctx.eval_split))[0], ""
     section = ctx.config.sections["mix"]
     original = section.get("original") or ctx.config.sections["augment"].get("seeds")
     rows, _ = count_rows(str(original)) if original else (None, 0.0)
     if rows is None:
         return None, ""
-    fraction = float(section.get("eval_fraction", 0.05))
-    music = estimate_augment(ctx)
-    seeds = int(music.items.split()[0]) if music.items and music.items[0].isdigit() else 0
-    return round((rows + seeds) * fraction), "~"
+    fraction = ctx.value("mix", "eval_fraction", 0.05, float)
+    return round((rows + (estimate_augment(ctx).count or 0)) * fraction), "~"
 
 
 def estimate_judge(ctx: StageContext) -> Estimate:

@@ -151,11 +151,6 @@ def filtered_counts(result: FilteredRunResult, unit: str = "seeds") -> dict[str,
             "dropped_this_run": result.dropped, "carried_over": summary.skipped_existing}
 
 
-def count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
-
-
 # ----------------------------------------------------------------------------- stages
 
 def run_augment(ctx: StageContext) -> StageOutcome:
