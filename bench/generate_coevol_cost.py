@@ -78,7 +78,8 @@ def main() -> None:
             results["scripted (judge accepts 60%)"] = summarise(result, Path(tmp) / "scripted.jsonl",
                                                                 time.monotonic() - started)
         if "--skip-embedded" not in sys.argv:
-            config = CoevolConfig(backends={"default": {"kind": "local", "model": "embedded", "max_batch_size": 8}},
+            config = CoevolConfig(backends={"default": {"kind": "local", "model": "embedded", "max_batch_size": 8,
+                                                          "cache": False}},
                                   iterations=3, limit=4, max_tokens=64, max_reasks=1, concurrency=4)
             started = time.monotonic()
             result = run_coevol(SEEDS, Path(tmp) / "embedded.jsonl", config, progress=False, handle_sigint=False)

@@ -65,7 +65,8 @@ def main() -> None:
             results["scripted agents + MiniLM, LongMIT corpus (6 docs)"] = {
                 **result.report, "seconds": round(time.monotonic() - started, 1)}
         if "--skip-embedded" not in sys.argv:
-            config = MimgConfig(backends={"default": {"kind": "local", "model": "embedded", "max_batch_size": 8}},
+            config = MimgConfig(backends={"default": {"kind": "local", "model": "embedded", "max_batch_size": 8,
+                                                        "cache": False}},
                                 limit=4, max_tokens=96, max_reasks=1, concurrency=4, max_hops=3)
             started = time.monotonic()
             result = run_mimg(DATA / "hotpot_dev_distractor_100.json.gz", Path(tmp) / "embedded.jsonl", config,
