@@ -340,6 +340,8 @@ def run_generate(ctx: StageContext) -> StageOutcome:
     from generate.stats import stats_for_file
 
     section = ctx.section("generate", ("seeds", "review_instruct", "sedi", "embeddings"))
+    if "review_instruct" not in section and "sedi" not in section:
+        raise ConfigError(f"{ctx.config.source}: generate: name review_instruct and/or sedi")
     seeds = ctx.input_path("generate", "seeds")
     directory = ctx.stage_dir("generate")
     directory.mkdir(parents=True, exist_ok=True)
@@ -366,8 +368,6 @@ def run_generate(ctx: StageContext) -> StageOutcome:
                                    plots_dir=directory / "plots")
             outcome.metrics[name] = stats
     outcome.usage = usage_of(*summaries)
-    if not outcome.outputs:
-        raise ConfigError(f"{ctx.config.source}: generate: name review_instruct and/or sedi")
     return outcome
 
 
