@@ -14,7 +14,7 @@ from augment.run import format_music_summary, run_music
 from chat.cli import add_group
 from chat.config import add_dataclass_arguments, config_from_args
 from chat.formats import FORMATS, ON_ERROR, load_pairs
-from chat.runner import format_summary
+from chat.runner import add_overwrite_argument, format_summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     music.add_argument("--input", required=True, metavar="D",
                        help="seed file: preference pairs (TRL/Skywork, HH-RLHF, RMB, ...) or conversations/prompts")
     music.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output .jsonl of kept pairs")
+    add_overwrite_argument(music)
     add_dataclass_arguments(music, MusicConfig)
     music.set_defaults(func=music_command)
 
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def music_command(args: argparse.Namespace) -> int:
     config = config_from_args(MusicConfig, args)
-    result = run_music(args.input, args.output, config)
+    result = run_music(args.input, args.output, config, overwrite=args.overwrite)
     print(format_summary(result.summary))
     print(format_music_summary(result))
     return result.summary.exit_code

@@ -28,7 +28,9 @@ class MusicConfig:
         backends: role -> backend spec. `simulator` plays every role unless `user` (the simulated
             user), `assistant` (both branches' normal answers) or `contrast` (writes the swapped
             instruction and answers it on the rejected branch) name their own backend.
-        temperature, max_tokens, seed, max_reasks.
+        temperature, max_tokens, seed, max_reasks; user_temperature, user_max_tokens and user_attempts for
+            the simulated user's turns (short follow-ups: a small max_tokens also drops a "user" that
+            starts answering like an assistant, as truncated_turn).
     Parameters that control the pair construction:
         turns (T), seed_turns (k), divergence (+ divergence_turn), contrast_scope, reuse_seed_rejected.
     Parameters that control filtering:
@@ -48,6 +50,14 @@ class MusicConfig:
                           "back to simulator), e.g. {simulator: {kind: openai, base_url: ..., model: ...}}."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of every simulator call."})
     max_tokens: int = field(default=512, metadata={"help": "Maximum tokens per generated reply."})
+    user_temperature: float = field(
+        default=0.7, metadata={"help": "Sampling temperature of the simulated user's turns."})
+    user_max_tokens: int = field(
+        default=128, metadata={"help": "Maximum tokens of a simulated user turn (a follow-up is short)."})
+    user_attempts: int = field(
+        default=3,
+        metadata={"help": "Tries per simulated user turn while the content filters reject it (scaffolding, "
+                          "degenerate or repeated text); each try has its own derived seed. Then the pair is dropped."})
     seed: int = field(
         default=0,
         metadata={"help": "Global seed; each item's seed is derived from it and the item id, so results do not "
@@ -117,6 +127,12 @@ class MusicConfig:
         check_run_fields(self)
         if self.max_reasks < 0:
             raise ConfigError(f"max_reasks: expected 0 or more, got {self.max_reasks}")
+        if self.user_temperature < 0:
+            raise ConfigError(f"user_temperature: expected >= 0, got {self.user_temperature}")
+        if self.user_attempts < 1:
+            raise ConfigError(f"user_attempts: expected at least 1, got {self.user_attempts}")
+        if self.user_max_tokens < 1:
+            raise ConfigError(f"user_max_tokens: expected at least 1, got {self.user_max_tokens}")
         if self.max_conversation_tokens < 1:
             raise ConfigError(f"max_conversation_tokens: expected at least 1, got {self.max_conversation_tokens}")
         if not isinstance(self.backends, dict) or "simulator" not in self.backends:

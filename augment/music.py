@@ -13,6 +13,7 @@ from augment.turns import MusicBackends, PairDropped, TurnWriter, build_pair, ch
 from chat.agents import derive_seed
 from chat.conversation import Message, PreferencePair
 from chat.gather import gather_or_cancel
+from chat.user_simulator import USER_SIMULATOR_VERSION
 
 
 @dataclass
@@ -92,7 +93,8 @@ async def synthesize_pair(seed: Seed, backends: MusicBackends, config: MusicConf
                 chosen, rejected = [*chosen, chosen_answer], [*rejected, rejected_answer]
             check_length(chosen, rejected, config.max_conversation_tokens)
         meta = {"source_id": seed.id, "divergence_turn": d, "turns": config.turns, "swaps": swaps,
-                "simulator": backends.names(), "prompt_version": PROMPT_VERSION, "usage": write.usage.to_dict()}
+                "simulator": backends.names(), "prompt_version": PROMPT_VERSION, "user_simulator_version": USER_SIMULATOR_VERSION,
+                "usage": write.usage.to_dict()}
         pair = build_pair(chosen, rejected, shared_messages, music_pair_id(seed.id), meta)
     except PairDropped as dropped:
         return PairResult(seed.id, d, write.usage.to_dict(), reason=dropped.reason, detail=dropped.detail, swaps=swaps)

@@ -6,6 +6,8 @@ Files of a run on OUT:
                              "pair_id"}` or `{"id", "kept": false, "dropped": reason, "detail", ...}`. Dropped
                              seeds are remembered here, so a resumed run redoes neither kept nor dropped ones.
     OUT.seeds.jsonl.summary.json / .errors.jsonl   the runner's summary and failed seeds (retried next run).
+    OUT.fingerprint.json     the settings OUT was written with; a rerun with other settings is refused
+                             (`chat.runner.fingerprint`).
 """
 
 from __future__ import annotations
@@ -17,27 +19,38 @@ from typing import Any
 
 from augment.config import MusicConfig
 from augment.music import PairResult, music_pair_id, synthesize_pair
+from augment.prompts import PROMPT_VERSION
 from augment.seeds import Seed, read_seeds
 from augment.turns import MusicBackends
 from chat.agents import count_usage
 from chat.backends import configured_backends
-from chat.runner import FilteredRunResult, run_filtered, seed_log_path
+from chat.runner import (FilteredRunResult, backend_identities, check_settings, claim_output, config_settings,
+                         run_filtered, seed_log_path)
+from chat.user_simulator import USER_SIMULATOR_VERSION
+
+#: The sinks of a run on OUT (besides OUT itself): what `--overwrite` removes with their side files.
+SINKS = ("", ".seeds.jsonl")
 
 
 async def run_music_async(input_path: str | Path, output: str | Path, config: MusicConfig, *,
                           backends: MusicBackends | None = None, progress: bool = True,
-                          handle_sigint: bool = True) -> FilteredRunResult:
+                          handle_sigint: bool = True, overwrite: bool = False) -> FilteredRunResult:
     """Synthesize one MUSIC pair per seed of `input_path` into `output` (see the module docstring).
 
     `backends` overrides `config.backends` (tests pass scripted ones); backends built here are closed here.
+    An `output` written with other settings is refused unless `overwrite` (which starts it over).
     """
     output = Path(output)
     counters: Counter = Counter()
     # Reading every seed first: a bad input fails before any model is loaded or any output is written.
     seeds = list(read_seeds(input_path, config.seed_turns, format=config.input_format,
                             on_error=config.input_on_error, counters=counters))
+    if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
+        check_settings(output, music_settings(config), sinks=SINKS)
     async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or MusicBackends.from_roles(built)
+        claim_output(output, {**music_settings(config), **backend_identities(roles)}, overwrite=overwrite,
+                     sinks=SINKS)
 
         async def grow(seed: Seed) -> tuple[dict[str, Any] | None, dict[str, Any]]:
             result = await synthesize_pair(seed, roles, config)
@@ -54,6 +67,13 @@ async def run_music_async(input_path: str | Path, output: str | Path, config: Mu
 def run_music(input_path: str | Path, output: str | Path, config: MusicConfig, **kwargs: Any) -> FilteredRunResult:
     """Synchronous `run_music_async`."""
     return asyncio.run(run_music_async(input_path, output, config, **kwargs))
+
+
+def music_settings(config: MusicConfig) -> dict[str, Any]:
+    """What decides the pairs of a run besides the backends' identities: the config's record-changing fields and
+    the prompt versions."""
+    return {**config_settings("augment", config), "augment.prompt_version": PROMPT_VERSION,
+            "augment.user_simulator_version": USER_SIMULATOR_VERSION}
 
 
 def count_result(counters: Counter, result: PairResult) -> None:

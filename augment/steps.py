@@ -1,4 +1,5 @@
-"""The MUSIC agent steps as pure `format_input` / `parse_output` pairs (PAPERS.md section 1)."""
+"""The MUSIC agent steps as pure `format_input` / `parse_output` pairs (PAPERS.md §1; the simulated user's
+step 5 is `chat.user_simulator`, shared with best-of-N)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from augment.prompts import render
 from chat.agents import ParseError, reask_messages
 from chat.conversation import Message
 
-#: Speaker labels a simulator may write when it plays the wrong role or several turns at once.
-ROLE_LABELS = ("user", "assistant", "human", "ai", "system")
+#: A swapped instruction shorter than this many words is not a request ("2023"): re-asked like a parse failure.
+MIN_SWAP_WORDS = 3
 #: Stop sequences for the user and assistant turns: a base model that starts writing the other
 #: speaker's turn is cut there (chat models never reach them).
 TURN_STOPS = ("\nUser:", "\nAssistant:", "\nHuman:")
@@ -25,6 +26,14 @@ _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _REASON_LABEL = re.compile(r"reason\s*[\"']?\s*[:=]\s*(.+)", re.IGNORECASE)
 
 
+#: The contrastive step's reply shape, passed as `response_format` (servers and `local` enforce it while
+#: decoding); `parse_contrast_output` still accepts prose, fences and label lines from backends that do not.
+SWAP_FORMAT = {"type": "json_schema", "json_schema": {"name": "swapped_instruction", "strict": True, "schema": {
+    "type": "object",
+    "properties": {"swapped_instruction": {"type": "string"}, "reason": {"type": "string"}},
+    "required": ["swapped_instruction", "reason"], "additionalProperties": False}}}
+
+
 class RoleBreak(ValueError):
     """A reply written as the wrong speaker (or as several turns): the pair breaks role alternation."""
 
@@ -35,22 +44,6 @@ class Swap:
 
     swapped_instruction: str
     reason: str
-
-
-# -- user simulator (PAPERS.md section 1, step 5) ---------------------------------------------------
-
-def format_user_simulator_input(history: Sequence[Message]) -> list[Message]:
-    """Ask the simulator to write the user's next message from this branch's own history."""
-    return [Message("system", render("user_simulator_system")),
-            Message("user", render("user_simulator", history=_transcript(history)))]
-
-
-def parse_user_simulator_output(text: str) -> str:
-    """The next user message: a leading "User:" label and wrapping quotes removed.
-
-    Raises RoleBreak when the simulator answered as the assistant or wrote several turns.
-    """
-    return _speaker_text(text, own_label="user")
 
 
 # -- assistant, both branches (steps 3-4) -----------------------------------------------------------
@@ -81,8 +74,8 @@ def format_contrast_reask(request: Sequence[Message], reply: str, error: ParseEr
 
 def parse_contrast_output(text: str, original_instruction: str) -> Swap:
     """`{"swapped_instruction": ..., "reason": ...}` from a reply: plain JSON, JSON inside a code fence
-    or surrounding prose, or a `swapped instruction: ...` label line. ParseError if none is found or
-    the swapped instruction repeats the original."""
+    or surrounding prose, or a `swapped instruction: ...` label line. ParseError if none is found, or the
+    swapped instruction repeats the original or is shorter than MIN_SWAP_WORDS words."""
     swapped, reason = _find_swap(text)
     if swapped is None:
         raise ParseError('no "swapped_instruction" found (expected a JSON object)')
@@ -91,18 +84,20 @@ def parse_contrast_output(text: str, original_instruction: str) -> Swap:
         raise ParseError("swapped_instruction is empty")
     if normalized(swapped) == normalized(original_instruction):
         raise ParseError("swapped_instruction repeats the original instruction")
+    if len(swapped.split()) < MIN_SWAP_WORDS:
+        raise ParseError(f"swapped_instruction {swapped!r} is not a full request (fewer than {MIN_SWAP_WORDS} words)")
     return Swap(swapped, (reason or "").strip())
 
 
 # -- contrastive assistant (step 4) ----------------------------------------------------------------
 
 def format_contrastive_assistant_input(history: Sequence[Message], swap: Swap) -> list[Message]:
-    """The rejected branch's history with the contrastive instruction prompt as (part of) its system
-    message: answer the swapped instruction well, without revealing the swap."""
-    messages = list(history)
-    system = messages.pop(0).content if messages and messages[0].role == "system" else None
-    prompt = render("contrastive_assistant_system", system=system, swapped_instruction=swap.swapped_instruction)
-    return [Message("system", prompt), *messages]
+    """The rejected branch's history with its latest user instruction silently replaced by the swapped one
+    (step 4). The assistant simply answers the swapped request, so it writes a fluent answer to the wrong
+    request and cannot reveal a swap it never sees (a small model told "answer X instead, do not mention it"
+    often mentions it); the record keeps the user's original wording. Open choice (prompt wording), PAPERS.md §1."""
+    *earlier, _latest = list(history)
+    return [*earlier, Message("user", swap.swapped_instruction)]
 
 
 parse_contrastive_assistant_output = parse_assistant_output

@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from augment.config import MusicConfig
-from augment.steps import (TURN_STOPS, RoleBreak, Swap, format_assistant_input, format_contrast_input,
-                           format_contrast_reask, format_contrastive_assistant_input, format_user_simulator_input,
-                           normalized, parse_assistant_output, parse_contrast_output,
-                           parse_contrastive_assistant_output, parse_user_simulator_output)
+from augment.steps import (SWAP_FORMAT, TURN_STOPS, RoleBreak, Swap, format_assistant_input, format_contrast_input,
+                           format_contrast_reask, format_contrastive_assistant_input, normalized,
+                           parse_assistant_output, parse_contrast_output, parse_contrastive_assistant_output)
 from chat.agents import StepCaller
 from chat.backends.base import ChatBackend, Completion
 from chat.conversation import Message, PreferencePair, ValidationError
 from chat.errors import ConfigError
+from chat.filters import DEGENERATE, REPEATED_TURN, REVEALS_SWAP, SCAFFOLDING, degenerate_reason, repeat_reason, \
+    swap_reveal_reason
+from chat.user_simulator import format_user_simulator_input, parse_user_turn, user_turn_problem
 
 #: Why a pair was dropped (each is a summary counter `dropped_<reason>`).
 IDENTICAL_AFTER_DIVERGENCE = "identical_after_divergence"
@@ -22,7 +24,11 @@ PARSE_FAILURE = "parse_failure"
 EMPTY_TURN = "empty_turn"
 TRUNCATED_TURN = "truncated_turn"
 TOO_LONG = "too_long"
-DROP_REASONS = (IDENTICAL_AFTER_DIVERGENCE, ROLE_ALTERNATION, PARSE_FAILURE, EMPTY_TURN, TRUNCATED_TURN, TOO_LONG)
+#: the content filters of `chat.filters`: user turns (scaffolding, degenerate, repeated), assistant turns
+#: (degenerate, repeated) and the rejected branch's assistant turns from d on (also reveals_swap)
+CONTENT_REASONS = (SCAFFOLDING, DEGENERATE, REPEATED_TURN, REVEALS_SWAP)
+DROP_REASONS = (IDENTICAL_AFTER_DIVERGENCE, ROLE_ALTERNATION, PARSE_FAILURE, EMPTY_TURN, TRUNCATED_TURN, TOO_LONG,
+                *CONTENT_REASONS)
 
 
 class PairDropped(Exception):
@@ -57,48 +63,68 @@ class MusicBackends:
 
 class TurnWriter:
     """Runs the MUSIC steps of one pair against the backends: one call per turn, bounded re-asks for
-    the contrastive step, and the per-turn filters (empty, truncated, wrong speaker) as PairDropped."""
+    the contrastive step, and the per-turn filters as PairDropped: empty, truncated, wrong speaker, and the
+    content filters of `chat.filters` (CONTENT_REASONS)."""
 
     def __init__(self, backends: MusicBackends, config: MusicConfig, item_seed: int):
         self.backends = backends
         self.config = config
         self.step = StepCaller(config.temperature, config.max_tokens, item_seed, config.max_reasks)
         self.usage = self.step.usage
+        self.user_step = StepCaller(config.user_temperature, config.user_max_tokens, item_seed, usage=self.usage)
 
     async def user_turn(self, history: Sequence[Message], turn: int, branch: str) -> Message:
-        """The simulated user's turn `turn`, written from this branch's own history."""
-        completion = await self.step.call("user", self.backends.user, format_user_simulator_input(history),
-                                           f"user/{branch}/{turn}", stop=TURN_STOPS)
-        return Message("user", self._turn_text(completion, parse_user_simulator_output, f"user turn {turn} ({branch})"))
+        """The simulated user's turn `turn`, written from this branch's own history (`chat.user_simulator`:
+        the conversation shown with roles flipped). A scaffolding, degenerate or repeated turn is asked again
+        (attempt k has the call label `user/<branch>/<turn>/<k>`), `config.user_attempts` times in all; then
+        the pair is dropped with the last attempt's reason."""
+        where = f"user turn {turn} ({branch})"
+        request = format_user_simulator_input(history)
+        for attempt in range(self.config.user_attempts):
+            label = f"user/{branch}/{turn}" + (f"/{attempt}" if attempt else "")
+            completion = await self.user_step.call("user", self.backends.user, request, label, stop=TURN_STOPS)
+            text = self._turn_text(completion, parse_user_turn, where)
+            problem = user_turn_problem(text, history)
+            if problem is None:
+                return Message("user", text)
+        raise PairDropped(problem.reason, f"{where}: {problem.detail} ({self.config.user_attempts} attempts)")
 
     async def assistant_turn(self, history: Sequence[Message], turn: int, branch: str) -> Message:
-        """A normal assistant answer to the branch's latest user turn."""
+        """A normal assistant answer to the branch's latest user turn. On the rejected branch after d (the
+        `divergence_only` scope) it must not reveal the earlier swap either."""
         completion = await self.step.call("assistant", self.backends.assistant, format_assistant_input(history),
                                            f"assistant/{branch}/{turn}", stop=TURN_STOPS)
-        return Message("assistant", self._turn_text(completion, parse_assistant_output,
-                                                    f"assistant turn {turn} ({branch})"))
+        where = f"assistant turn {turn} ({branch})"
+        text = self._turn_text(completion, parse_assistant_output, where)
+        self._check_assistant_text(text, history, where, rejected_branch=branch == "rejected")
+        return Message("assistant", text)
 
     async def swapped_instruction(self, history: Sequence[Message], turn: int) -> Swap:
-        """The contrastive step: a related-but-different replacement of the latest user instruction,
-        re-asked at most `config.max_reasks` times when the reply cannot be parsed."""
+        """The contrastive step: a related-but-different replacement of the latest user instruction, asked
+        for as SWAP_FORMAT JSON and re-asked at most `config.max_reasks` times when the reply cannot be parsed."""
         original = history[-1].content
         request = format_contrast_input(history)
         result = await self.step.ask("contrast", self.backends.contrast, request,
                                      lambda text: parse_contrast_output(text, original), f"contrast/{turn}",
                                      lambda _sent, reply, error: format_contrast_reask(request, reply, error),
-                                     json=True)
+                                     response_format=SWAP_FORMAT)
         if not result.parsed:
             raise PairDropped(PARSE_FAILURE, f"contrastive step at turn {turn}: {result.errors[-1]} "
                                              f"(after {self.config.max_reasks} re-asks)")
         return result.value
 
     async def contrastive_turn(self, history: Sequence[Message], turn: int) -> tuple[Message, Swap]:
-        """The rejected branch's answer at a contrast turn: the swapped instruction answered well."""
+        """The rejected branch's answer at a contrast turn: the swapped instruction answered well, without
+        saying that the request was changed."""
         swap = await self.swapped_instruction(history, turn)
         completion = await self.step.call("contrast", self.backends.contrast,
                                           format_contrastive_assistant_input(history, swap),
                                           f"contrastive_assistant/{turn}", stop=TURN_STOPS)
-        text = self._turn_text(completion, parse_contrastive_assistant_output, f"contrastive assistant turn {turn}")
+        where = f"contrastive assistant turn {turn}"
+        text = self._turn_text(completion, parse_contrastive_assistant_output, where)
+        self._check_assistant_text(text, history, where, rejected_branch=True)
+        if repeat_reason(text, swap.swapped_instruction):
+            raise PairDropped(REPEATED_TURN, f"{where} repeats the swapped instruction: {text[:80]!r}")
         return Message("assistant", text), swap
 
     def _turn_text(self, completion: Completion, parse: Callable[[str], str], where: str) -> str:
@@ -111,6 +137,15 @@ class TurnWriter:
         if not text.strip():
             raise PairDropped(EMPTY_TURN, f"{where} is empty")
         return text
+
+    @staticmethod
+    def _check_assistant_text(text: str, history: Sequence[Message], where: str, *, rejected_branch: bool) -> None:
+        """Degenerate text, a copy of the user turn it answers, and (rejected branch) a revealed swap."""
+        reason = degenerate_reason(text) or repeat_reason(text, history[-1].content)
+        if reason is None and rejected_branch:
+            reason = swap_reveal_reason(text)
+        if reason is not None:
+            raise PairDropped(reason, f"{where}: {text[:80]!r}")
 
 
 def approx_tokens(messages: Sequence[Message]) -> int:

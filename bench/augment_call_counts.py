@@ -26,8 +26,9 @@ from chat.conversation import content_id  # noqa: E402
 
 
 def ideal_simulator(messages: list[dict[str, str]], params: dict) -> str:
-    """A usable reply for every role; content depends on the request, so branches differ after d."""
-    if params.get("json"):
+    """A usable reply for every role; content depends on the request, so branches differ after d. The contrastive
+    step asks for a JSON object (`response_format`, validated by the scripted backend): it gets one."""
+    if params["response_format"]:
         return json.dumps({"swapped_instruction": f"a different request {content_id(messages)[:8]}", "reason": "-"})
     return f"reply {content_id(messages)[:8]}"
 

@@ -1,10 +1,11 @@
 """Bench: CoEvol LLM calls and tokens per refined item and acceptance rate per iteration.
 
-1. Scripted agents (structure, not quality): every agent answers in its format; the judge prefers the edit in
-   both orders with probability 0.6 per decision (seeded by the request), so the measured cost follows from the
-   accept/stop rules. 20 Self-Instruct seed tasks (instruction + output), 3 iterations, LLM judge.
-2. The embedded Gemma 3 270M base model (smoke quality) on 4 seed tasks, 3 iterations, max_tokens 64: what a
-   model that does not follow the reply formats costs and how often an edit survives.
+1. Scripted agents (structure, not quality): every agent answers in its format (JSON for the judge and advisor);
+   the judge prefers the edit in both orders with probability 0.6 per decision (seeded by the request), so the
+   measured cost follows from the accept/stop rules. 20 Self-Instruct seed tasks (instruction + output), 3
+   iterations, LLM judge.
+2. The embedded model (Qwen2.5-Coder-0.5B-Instruct, smoke quality) on 4 seed tasks, 3 iterations, max_tokens 64:
+   what a small model costs and how often an edit survives.
 Run: .venv/bin/python bench/generate_coevol_cost.py [--skip-embedded | --skip-scripted]
 """
 
@@ -33,25 +34,27 @@ EDITOR_MARK = render("coevol_editor_system").splitlines()[0]
 
 
 def scripted_agents(accept_probability: float):
+    """Judge and advisor answer with the JSON objects of their generate-v2 steps (the scripted backend validates
+    them); the editor and the debaters write plain text, as their prompts ask."""
     decisions: dict[str, bool] = {}
 
     def reply(messages, params):
         system, text = messages[0]["content"], messages[1]["content"]
         if system.startswith(JUDGE_MARK):
             a = text.split("Response A:\n")[1].split("\n\nResponse B:")[0]
-            b = text.split("Response B:\n")[1].split("\n\nWrite your")[0]
+            b = text.split("Response B:\n")[1].split("\n\nReply with")[0]
             new = "A" if a.count("[edited]") > b.count("[edited]") else "B"
             key = text.split("Instruction:\n")[1].split("\n\nResponse A")[0] + str(max(a.count("[edited]"),
                                                                                        b.count("[edited]")))
             accept = decisions.setdefault(key, random.Random(key).random() < accept_probability)
-            return "Reasoning.\nVERDICT: " + (new if accept else {"A": "B", "B": "A"}[new])
+            return json.dumps({"verdict": new if accept else {"A": "B", "B": "A"}[new]})
         if system.startswith(ADVISOR_MARK):
-            return "Plan.\nSUGGESTIONS:\n1. Add a concrete example.\n2. State the key fact first.\n3. Trim repetition."
+            return json.dumps({"suggestions": ["Add a concrete example.", "State the key fact first.",
+                                               "Trim repetition."]})
         if system.startswith(EDITOR_MARK):
             response = text.split("Response:\n")[1].split("\n\nSuggestions:")[0]
-            return f"Draft.\nRESPONSE: {response} For example, consider a concrete case. [edited]"
-        return "Thinking about the response.\nREVIEW: The response is mostly accurate but misses an example and " \
-               "could state the key fact first."
+            return f"{response} For example, consider a concrete case. [edited]"
+        return "The response is mostly accurate but misses an example and could state the key fact first."
     return reply
 
 
@@ -83,7 +86,7 @@ def main() -> None:
                                   iterations=3, limit=4, max_tokens=64, max_reasks=1, concurrency=4)
             started = time.monotonic()
             result = run_coevol(SEEDS, Path(tmp) / "embedded.jsonl", config, progress=False, handle_sigint=False)
-            results["embedded Gemma 3 270M base (smoke)"] = summarise(result, Path(tmp) / "embedded.jsonl",
+            results["embedded Qwen2.5-Coder-0.5B-Instruct (smoke)"] = summarise(result, Path(tmp) / "embedded.jsonl",
                                                                       time.monotonic() - started)
     print(json.dumps(results, indent=2))
     for name, result in results.items():

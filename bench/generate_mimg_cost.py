@@ -1,10 +1,10 @@
 """Bench: MIMG pass rate per agent, hop distribution, and LLM calls / tokens per kept multi-hop QA.
 
 1. Scripted agents with the real MiniLM neighbour sampling (structure, not quality) over the first 6 documents of
-   the LongMIT text corpus (~2k-token chunks): every agent answers in its format; the questioner writes 3
+   the LongMIT text corpus (~2k-token chunks): every agent answers with its JSON object; the questioner writes 3
    questions per chunk of which one carries a dangling reference ("this passage"); the verifier scores each QA
    3-10 at random (seeded by the request), so ~75% pass the threshold 7 wherever it is asked.
-2. The embedded Gemma 3 270M base model (smoke quality) on 4 HotpotQA paragraphs, max_tokens 96.
+2. The embedded model (Qwen2.5-Coder-0.5B-Instruct, smoke quality) on 4 HotpotQA paragraphs, max_tokens 96.
 Run: .venv/bin/python bench/generate_mimg_cost.py [--skip-embedded | --skip-scripted]
 """
 
@@ -32,23 +32,25 @@ MARKS = {role: render(f"mimg_{role}_system", max_questions=3, hops=2).splitlines
 
 
 def scripted_agents(pass_scores=range(3, 11)):
+    """Every agent answers with the JSON object of its generate-v2 step (the scripted backend validates it)."""
     def reply(messages, params):
         system, text = messages[0]["content"], messages[1]["content"]
         role = next(role for role, mark in MARKS.items() if system.startswith(mark))
         if role == "question":
             words = [w.strip(".,;:()\"'") for w in text.split(":\n", 1)[1].split()[:40]]
             names = [w for w in words if w[:1].isupper()][:2] or ["it"]
-            return (f"Ideas.\nQUESTIONS:\n1. When did {names[0]} begin?\n2. Where is {names[-1]} located?\n"
-                    "3. What does this passage say about the topic?")
+            return json.dumps({"questions": [f"When did {names[0]} begin?", f"Where is {names[-1]} located?",
+                                             "What does this passage say about the topic?"]})
         if role == "answer":
             question = text.split("Question:\n")[1].split("\n")[0]
-            return f"Reading.\nANSWER: According to the record, {question[:-1].lower()} is stated.\nSHORT ANSWER: x"
+            return json.dumps({"answer": f"According to the record, {question[:-1].lower()} is stated.",
+                               "short_answer": "x"})
         if role == "verify":
-            return f"Checking.\nSCORE: {random.Random(text).choice(list(pass_scores))}"
+            return json.dumps({"score": random.Random(text).choice(list(pass_scores))})
         first = text.split("):\n")[1].split("\n")[0]
         second = text.split("New question:\n")[1].split("\n")[0]
-        return f"Plan.\nQUESTION: {first[:-1]}, and {second[0].lower()}{second[1:]}\nANSWER: Step 1: ... Step 2: ... "\
-               "So the answer is x."
+        return json.dumps({"question": f"{first[:-1]}, and {second[0].lower()}{second[1:]}",
+                           "answer": "Step 1: ... Step 2: ... So the answer is x."})
     return reply
 
 
@@ -71,7 +73,7 @@ def main() -> None:
             started = time.monotonic()
             result = run_mimg(DATA / "hotpot_dev_distractor_100.json.gz", Path(tmp) / "embedded.jsonl", config,
                               progress=False, handle_sigint=False)
-            results["embedded Gemma 3 270M base (smoke), 4 HotpotQA paragraphs"] = {
+            results["embedded Qwen2.5-Coder-0.5B-Instruct (smoke), 4 HotpotQA paragraphs"] = {
                 **result.report, "seconds": round(time.monotonic() - started, 1)}
     print(json.dumps(results, indent=2))
     for name, report in results.items():

@@ -1,8 +1,9 @@
 """Bench: SeDi vs Self-Instruct LLM calls per kept instruction, and Review-Instruct calls per conversation.
 
-Scripted generator (measures the filters, not model quality): each generation call returns instructions drawn
-with replacement from ../shared/data/seeds/user_oriented_instructions.jsonl, some with a word dropped or added,
-so that the pool filter meets near-duplicates as it does with a real LLM. Same backend and seeds for both modes.
+Scripted generator (measures the filters, not model quality): each generation call returns, as the JSON object the
+step asks for, instructions drawn with replacement from ../shared/data/seeds/user_oriented_instructions.jsonl, some
+with a word dropped or added, so that the pool filter meets near-duplicates as it does with a real LLM. Same backend
+and seeds for both modes.
 Run: .venv/bin/python bench/generate_sedi_cost.py
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,19 +29,21 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seeds"
 
 
 def scripted_llm(candidates: list[str]):
+    """Generation prompts ("Come up with N new ... tasks"): the JSON object {"tasks": [...]} of N instructions the
+    generate-v2 step asks for (the scripted backend validates it); any other prompt: a response."""
     def reply(messages, params):
         prompt = messages[-1]["content"]
-        if not prompt.startswith("Come up with a series"):
+        asked = re.match(r"Come up with (\d+) new", prompt)
+        if not asked:
             return "A response."
         rng = random.Random(params["seed"])
-        n = prompt.count("\nTask ")
         items = []
-        for _ in range(8):
+        for _ in range(int(asked.group(1))):
             words = rng.choice(candidates).split()
             if rng.random() < 0.5 and len(words) > 4:
                 del words[rng.randrange(len(words))]
             items.append(" ".join(words))
-        return "\n".join([items[0]] + [f"Task {n + i}: {text}" for i, text in enumerate(items[1:], 1)])
+        return json.dumps({"tasks": items})
     return reply
 
 

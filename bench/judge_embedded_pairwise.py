@@ -1,12 +1,14 @@
-"""Position consistency and length bias of the embedded local model as a pairwise judge (issue 5).
+"""The embedded instruct model as a pairwise judge on RMB helpfulness pairs, in both verdict modes.
 
 Takes `--n` RMB pairwise items spread over the 32 helpfulness scenarios (the first items of each
-file, in file order), writes them as canonical pairs, runs `turnwise judge pairs` with
-configs/judge/embedded-pairwise.yaml (both orders, at most one re-ask), then `turnwise judge agree`
-against the RMB labels (chosen wins). The embedded model is a 270M *base* model: expect many
-unparseable verdicts; the point is to measure them honestly, not to judge well.
+file, in file order), writes them as canonical pairs, and for each `--modes` entry runs `turnwise judge
+pairs` with configs/judge/embedded-pairwise.yaml and `--verdict_mode MODE` (both orders; text mode re-asks
+once with a JSON schema that the local backend enforces), then `turnwise judge agree` against the RMB labels
+(chosen wins), one report per mode and one with the modes side by side. Reported per mode: verdicts per
+order, accuracy vs labels, position consistency and length bias, beside the prefer-longer baseline on the
+same pairs.
 
-Run: .venv/bin/python bench/judge_embedded_pairwise.py [--n 100] [--out runs/bench/judge-embedded]
+Run: .venv/bin/python bench/judge_embedded_pairwise.py [--n 200] [--modes logprob text] [--out DIR]
 """
 
 from __future__ import annotations
@@ -40,9 +42,39 @@ def sample_pairs(n: int, max_chars: int) -> list:
     return chosen
 
 
+def prefer_longer_accuracy(pairs: list) -> float:
+    """Share of pairs whose chosen final reply is the longer one (ties count half): the length baseline."""
+    scores = []
+    for pair in pairs:
+        chosen, rejected = len(pair.chosen.messages[-1].content), len(pair.rejected.messages[-1].content)
+        scores.append(1.0 if chosen > rejected else 0.5 if chosen == rejected else 0.0)
+    return sum(scores) / len(scores)
+
+
+def judge_mode(turnwise, pairs_path: Path, out: Path, mode: str) -> dict:
+    """Judge every pair in `mode`, compare with the labels; the numbers of one mode."""
+    verdicts = out / f"verdicts-{mode}.jsonl"
+    started = time.monotonic()
+    code = turnwise(["judge", "pairs", "--config", str(REPO / "configs/judge/embedded-pairwise.yaml"),
+                     "--verdict_mode", mode, "--input", str(pairs_path), "-o", str(verdicts), "--no-progress"])
+    elapsed = time.monotonic() - started
+    assert code == 0, code
+    code = turnwise(["judge", "agree", "--a", str(pairs_path), "--b", str(verdicts), "-o", str(out / f"agree-{mode}")])
+    assert code == 0, code
+    report = json.loads((out / f"agree-{mode}" / "report.json").read_text())
+    summary = json.loads(verdicts.with_name(verdicts.name + ".summary.json").read_text())
+    judge = report["judges"]["b"]
+    return {"mode": mode, "items": report["counts"]["records_b"], "elapsed_s": round(elapsed, 1),
+            "llm": summary["usage"].get("total"), "counters": summary["extra"],
+            "unparseable_pairs": judge["unparseable"], "shares": judge["shares"],
+            "position_consistency": judge["position_consistency"], "length_bias": judge["length_bias"],
+            "agreement_with_rmb_labels": report["agreement"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--modes", nargs="+", choices=["logprob", "text"], default=["logprob", "text"])
     parser.add_argument("--max-chars", type=int, default=3000, help="skip items longer than this (CPU time)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "judge-embedded")
     args = parser.parse_args()
@@ -51,44 +83,46 @@ def main() -> None:
     from chat.formats import write_jsonl
 
     args.out.mkdir(parents=True, exist_ok=True)
+    pairs = sample_pairs(args.n, args.max_chars)
     pairs_path = args.out / "rmb-pairs.jsonl"
-    write_jsonl(sample_pairs(args.n, args.max_chars), pairs_path)
-    verdicts = args.out / "verdicts.jsonl"
-    started = time.monotonic()
-    code = turnwise(["judge", "pairs", "--config", str(REPO / "configs/judge/embedded-pairwise.yaml"),
-                     "--input", str(pairs_path), "-o", str(verdicts), "--no-progress"])
-    elapsed = time.monotonic() - started
-    assert code == 0, code
-    code = turnwise(["judge", "agree", "--a", str(pairs_path), "--b", str(verdicts), "-o", str(args.out / "agreement")])
-    assert code == 0, code
-    report = json.loads((args.out / "agreement" / "report.json").read_text())
-    summary = json.loads(verdicts.with_name(verdicts.name + ".summary.json").read_text())
-    judge = report["judges"]["b"]
-    numbers = {"items": report["counts"]["records_b"], "elapsed_s": round(elapsed, 1),
-               "llm": summary["usage"].get("total"), "counters": summary["extra"],
-               "unparseable_pairs": judge["unparseable"], "shares": judge["shares"],
-               "position_consistency": judge["position_consistency"], "length_bias": judge["length_bias"],
-               "agreement_with_rmb_labels": report["agreement"]}
-    print(json.dumps(numbers, indent=2))
-    record_judge(numbers)
+    write_jsonl(pairs, pairs_path)
+    longer = prefer_longer_accuracy(pairs)
+    for mode in args.modes:
+        numbers = judge_mode(turnwise, pairs_path, args.out, mode)
+        numbers["prefer_longer_accuracy"] = round(longer, 4)
+        print(json.dumps(numbers, indent=2), flush=True)
+        record_judge(numbers)
+    if len(args.modes) > 1:
+        verdict_files = [str(args.out / f"verdicts-{mode}.jsonl") for mode in args.modes]
+        code = turnwise(["judge", "agree", "--a", str(pairs_path), "--b", *verdict_files, "-o", str(args.out / "agree")])
+        assert code == 0, code
+        print(f"side by side: {args.out / 'agree' / 'report.md'}")
 
 
 def record_judge(numbers: dict) -> None:
-    """One result row: the judge's agreement with the RMB labels, with its parse failures and biases."""
+    """One result row per mode: agreement with the RMB labels, verdicts per order, position and length bias."""
     agreement = numbers["agreement_with_rmb_labels"]
     position = numbers["position_consistency"] or {"n": 0}
     bias = numbers["length_bias"] or {"n": 0}
     items = numbers["items"]
-    parts = [f"{items} items, {numbers['unparseable_pairs']} unparseable pairs, "
-             f"{numbers['counters'].get('unparseable_orders', 0)} of {2 * items} orders",
+    orders = 2 * items
+    unparseable_orders = numbers["counters"].get("unparseable_orders", 0)
+    verdict_share = (orders - unparseable_orders) / orders if orders else 0.0
+    parts = [f"{items} pairs, verdicts in {orders - unparseable_orders} of {orders} orders",
              f"position consistency {position['consistent']:.2f} (n = {position['n']})" if position["n"]
              else "position consistency n = 0",
-             f"prefers longer {bias['prefers_longer']:.2f} (n = {bias['n']})" if bias["n"] else "length bias n = 0"]
+             f"prefers longer {bias['prefers_longer']:.2f} (n = {bias['n']})" if bias["n"] else "length bias n = 0",
+             f"prefer-longer baseline accuracy {numbers['prefer_longer_accuracy']:.3f}"]
     if agreement:
         parts.insert(1, f"kappa {agreement['kappa']:.3f}, {agreement['n']} compared")
-    record("embedded Gemma 3 270M base as a pairwise judge (RMB helpfulness, both orders): agreement with RMB labels",
+    record(f"embedded instruct model as a pairwise judge, {numbers['mode']} verdicts (RMB helpfulness, both orders): "
+           "accuracy vs RMB labels",
            baseline="RMB labels (chosen wins)", ratio=agreement["accuracy"] if agreement else None, unit="accuracy",
-           target="none", met=None, details={"summary": "; ".join(parts), **numbers})
+           target="none (prefer-longer shown beside it)", met=None,
+           details={"summary": "; ".join(parts), **numbers})
+    record(f"embedded instruct model as a pairwise judge, {numbers['mode']} verdicts: orders with a verdict",
+           baseline="orders judged", ratio=round(verdict_share, 4), unit="share", target=">= 0.99",
+           met=verdict_share >= 0.99, details={"summary": parts[0], **numbers})
 
 
 if __name__ == "__main__":

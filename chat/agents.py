@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
-from chat.backends.base import ChatBackend, Completion, Usage
+from chat.backends.base import ChatBackend, Completion, ResponseFormat, Usage
 from chat.conversation import Message
 
 T = TypeVar("T")
@@ -58,12 +58,14 @@ class RoleUsage:
 
 @dataclass
 class AskResult(Generic[T]):
-    """The attempts of one step: the parsed value (None unless `parsed`), every raw reply and parse error."""
+    """The attempts of one step: the parsed value (None unless `parsed`), every raw reply and parse error,
+    and the completions themselves (their logprobs, when the step asked for them)."""
 
     value: T | None = None
     parsed: bool = False
     replies: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    completions: list[Completion] = field(default_factory=list)
 
     @property
     def reasks(self) -> int:
@@ -84,6 +86,7 @@ async def ask_until_parsed(send: Callable[[list[Message], int], Awaitable[Comple
     messages = list(request)
     for attempt in range(max_reasks + 1):
         completion = await send(messages, attempt)
+        result.completions.append(completion)
         result.replies.append(completion.text)
         try:
             result.value = parse(completion.text)
@@ -109,18 +112,24 @@ class StepCaller:
     reasks: int = 0
 
     async def call(self, role: str, backend: ChatBackend, messages: Sequence[Message], label: str, *,
-                   stop: Sequence[str] | None = None, json: bool = False) -> Completion:
+                   stop: Sequence[str] | None = None, response_format: ResponseFormat | None = None,
+                   logprobs: int | None = None) -> Completion:
+        """One request with the caller's sampling, the seed derived from `label`, and `response_format` /
+        `logprobs` passed through to the backend as given."""
         completion = await backend.chat(list(messages), temperature=self.temperature, max_tokens=self.max_tokens,
                                         stop=list(stop) if stop else None, seed=derive_seed(self.item_seed, label),
-                                        json=json)
+                                        response_format=response_format, logprobs=logprobs)
         self.usage.count(role, completion)
         return completion
 
     async def ask(self, role: str, backend: ChatBackend, request: Sequence[Message], parse: Callable[[str], T],
-                  label: str, reask: Reask, *, json: bool = False) -> AskResult[T]:
-        """The attempts of one step; attempt i is called with the label `<label>/<i>`."""
+                  label: str, reask: Reask, *, response_format: ResponseFormat | None = None,
+                  logprobs: int | None = None) -> AskResult[T]:
+        """The attempts of one step; attempt i is called with the label `<label>/<i>` (and the same
+        `response_format` and `logprobs`)."""
         async def send(messages: list[Message], attempt: int) -> Completion:
-            return await self.call(role, backend, messages, f"{label}/{attempt}", json=json)
+            return await self.call(role, backend, messages, f"{label}/{attempt}", response_format=response_format,
+                                   logprobs=logprobs)
 
         result = await ask_until_parsed(send, request, parse, reask, max_reasks=self.max_reasks)
         self.reasks += result.reasks

@@ -54,7 +54,9 @@ def demo(args: argparse.Namespace) -> int:
         print(f"[2/3] serving {local.name} at {server.base_url} (OpenAI-compatible)")
         ledger = UsageLedger()
         client = build_backend({"kind": "openai", "base_url": server.base_url, "model": "embedded",
-                                "concurrency": args.concurrency, "timeout": 600},
+                                "concurrency": args.concurrency, "timeout": 600,
+                                # the port changes every run: key the cache on the model served, not the URL
+                                "endpoint_identity": local.cache_identity},
                                role="assistant", ledger=ledger, cache_path=args.out / "responses.sqlite")
 
         async def answer(seed: Conversation) -> dict:

@@ -1,4 +1,4 @@
-"""`turnwise list backends|formats|...`: print a registry's names and descriptions."""
+"""`turnwise list backends|formats|...|models`: print a registry's names and descriptions."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ REGISTRY_MODULES = {
     "formats": ("chat.formats",),
     "judges": ("judge.llm", "judge.rm_judge"),
     "generators": ("generate.review_run", "generate.sedi", "generate.coevol_run", "generate.mimg_run"),
+    "models": ("chat.embedded",),
 }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("list", help="List registered backends, formats, judges or generators")
+    parser = subparsers.add_parser("list", help="List registered backends, formats, judges, generators or models")
     parser.add_argument("what", choices=sorted(REGISTRY_MODULES), help="which registry to print")
     parser.set_defaults(func=list_registry)
 
@@ -25,8 +26,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def list_registry(args: argparse.Namespace) -> int:
     for module_name in REGISTRY_MODULES[args.what]:
         importlib.import_module(module_name)
+    if args.what == "models":
+        return list_models()
     entries = list(REGISTRIES[args.what].describe())
     width = max(len(name) for name, _ in entries)
     for name, description in entries:
         print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def list_models() -> int:
+    """Name, kind, size, installed / converted state and what each pip-shipped model is good for."""
+    from chat.embedded import DEFAULT_INSTRUCT, EMBEDDED, model_states
+
+    states = model_states()
+    rows = [("name", "kind", "size", "installed", "converted", "good for")]
+    for state in states:
+        converted = "-" if state.converted is None else "yes" if state.converted else "no"
+        rows.append((state.spec.name, state.spec.kind, f"{state.spec.wheels.size_bytes / 1e6:.0f} MB",
+                     "yes" if state.installed else "no", converted, state.spec.good_for))
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
+    for row in rows:
+        print("  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)) + "  " + row[5])
+    print(f"{EMBEDDED} = {DEFAULT_INSTRUCT}: the instruct model that fits the job on CPU")
+    for state in states:
+        if not state.installed and state.spec.wheels.extra:
+            print(f"{state.spec.name}: pip install 'turnwise[{state.spec.wheels.extra}]'")
     return 0

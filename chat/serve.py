@@ -13,7 +13,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from chat.backends.base import ChatBackend, Completion
+from chat.backends.base import MAX_TOP_LOGPROBS, ChatBackend, Completion, ResponseFormat
+from chat.backends.response_format import check_response_format
 from chat.conversation import Message
 from chat.errors import BackendError
 
@@ -81,6 +82,7 @@ class ChatServer:
         """Answer one `/v1/chat/completions` request body (n choices generated concurrently)."""
         messages, params, n = parse_chat_request(body)
         seed = params.pop("seed")
+        top_k = params["logprobs"]
 
         async def all_choices() -> list[Completion]:
             return await asyncio.gather(*[
@@ -92,7 +94,8 @@ class ChatServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model_name,
-            "choices": [{"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
+            "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
+                         "logprobs": openai_logprobs(c, top_k), "finish_reason": c.finish_reason}
                         for i, c in enumerate(completions)],
             "usage": {
                 "prompt_tokens": completions[0].usage.get("prompt_tokens", 0),
@@ -103,8 +106,25 @@ class ChatServer:
         }
 
 
+def openai_logprobs(completion: Completion, top_k: int | None) -> dict[str, Any] | None:
+    """`choices[i].logprobs` in OpenAI's shape: `{content: [{token, logprob, bytes, top_logprobs: [...]}]}`, each
+    position's `top_logprobs` its `top_k` most likely alternatives; None when not asked for or not available."""
+    if top_k is None or completion.logprobs is None:
+        return None
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+    return {"content": [
+        {**entry(position.token, position.logprob),
+         "top_logprobs": [entry(token, logprob) for token, logprob
+                          in sorted(position.top.items(), key=lambda item: -item[1])[:top_k]]}
+        for position in completion.logprobs]}
+
+
 def parse_chat_request(body: Any) -> tuple[list[Message], dict[str, Any], int]:
-    """Validate an OpenAI chat request: (messages, chat() keyword arguments incl. seed, n)."""
+    """Validate an OpenAI chat request: (messages, chat() keyword arguments incl. seed, n). `logprobs: true`
+    with `top_logprobs: k` (0 when left out) becomes `logprobs=k`."""
     if not isinstance(body, dict):
         raise RequestError("request body must be a JSON object")
     raw_messages = body.get("messages")
@@ -121,8 +141,8 @@ def parse_chat_request(body: Any) -> tuple[list[Message], dict[str, Any], int]:
         "temperature": _number(body, "temperature", 1.0, 0.0, 2.0),
         "max_tokens": int(_number(body, "max_completion_tokens", _number(body, "max_tokens", DEFAULT_MAX_TOKENS, 1, 1e6), 1, 1e6)),
         "seed": None if body.get("seed") is None else int(_number(body, "seed", 0, -2**62, 2**62)),
-        "json": (body.get("response_format") or {}).get("type") == "json_object"
-        if isinstance(body.get("response_format"), dict) else False,
+        "response_format": _response_format(body.get("response_format")),
+        "logprobs": _top_logprobs(body),
     }
     stop = body.get("stop")
     if isinstance(stop, str):
@@ -132,6 +152,32 @@ def parse_chat_request(body: Any) -> tuple[list[Message], dict[str, Any], int]:
     params["stop"] = stop
     n = int(_number(body, "n", 1, 1, 16))
     return messages, params, n
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    """The request's `response_format` for the backend; `{"type": "text"}` (no constraint) is None."""
+    if value is None:
+        return None
+    try:
+        check_response_format(value)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    return None if value["type"] == "text" else value
+
+
+def _top_logprobs(body: dict[str, Any]) -> int | None:
+    """`logprobs: true` + `top_logprobs: k` as the backend's `logprobs=k`; None when logprobs are not asked for."""
+    wanted = body.get("logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise RequestError("'logprobs' must be true or false")
+    top = body.get("top_logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS):
+        raise RequestError(f"'top_logprobs' must be an integer between 0 and {MAX_TOP_LOGPROBS}")
+    if not wanted:
+        if top is not None:
+            raise RequestError("'top_logprobs' requires 'logprobs': true")
+        return None
+    return top or 0
 
 
 def _content_text(content: Any, index: int) -> str:
@@ -225,9 +271,11 @@ def _handler_class(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             base = {"id": response["id"], "object": "chat.completion.chunk", "created": response["created"],
                     "model": response["model"]}
             for choice in response["choices"]:
-                for delta, finish in (({"role": "assistant", "content": choice["message"]["content"]}, None),
-                                      ({}, choice["finish_reason"])):
-                    chunk = {**base, "choices": [{"index": choice["index"], "delta": delta, "finish_reason": finish}]}
+                content = {"role": "assistant", "content": choice["message"]["content"]}
+                for delta, logprobs, finish in ((content, choice["logprobs"], None),
+                                                ({}, None, choice["finish_reason"])):
+                    chunk = {**base, "choices": [{"index": choice["index"], "delta": delta, "logprobs": logprobs,
+                                                  "finish_reason": finish}]}
                     self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
             self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True

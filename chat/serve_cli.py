@@ -11,7 +11,8 @@ from chat.errors import ConfigError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve", help="Serve a local model as an OpenAI-compatible API (/v1/chat/completions, /v1/models)",
-        description="Serve a transformers causal LM (default: the embedded Gemma 3 270M) with the OpenAI chat API. "
+        description="Serve a transformers causal LM (default: the embedded instruct model) with the OpenAI chat "
+                    "API, including response_format (enforced while decoding) and logprobs/top_logprobs. "
                     "Concurrent requests are generated together in one batch.")
     parser.add_argument("--model", default="embedded", help="`embedded` or a local model directory (default: embedded)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chat.cli import add_group
 from chat.config import add_dataclass_arguments, config_from_args
-from chat.runner import format_summary
+from chat.runner import add_overwrite_argument, format_summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_io(parser: argparse.ArgumentParser, seeds_help: str) -> None:
     parser.add_argument("--seeds", required=True, metavar="D", help=seeds_help)
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output .jsonl")
+    add_overwrite_argument(parser)
 
 
 def add_review_instruct(group: argparse._SubParsersAction) -> None:
@@ -76,6 +77,7 @@ def add_coevol(group: argparse._SubParsersAction) -> None:
     parser.add_argument("--input", required=True, metavar="D",
                         help="instruction data: Alpaca, ShareGPT, canonical conversations (pairs: the chosen side)")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output .jsonl")
+    add_overwrite_argument(parser)
     add_dataclass_arguments(parser, CoevolConfig)
     parser.set_defaults(func=coevol_command)
 
@@ -93,6 +95,7 @@ def add_mimg(group: argparse._SubParsersAction) -> None:
                         help="documents: {id, content} JSONL (e.g. the LongMIT corpus), .txt files, HotpotQA rows "
                              "(their context paragraphs)")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output .jsonl")
+    add_overwrite_argument(parser)
     add_dataclass_arguments(parser, MimgConfig)
     parser.set_defaults(func=mimg_command)
 
@@ -106,7 +109,8 @@ def review_instruct_command(args: argparse.Namespace) -> int:
     from generate.export import export_file
     from generate.review_run import format_generate_summary, run_review_instruct
 
-    result = run_review_instruct(args.seeds, args.output, config_from_args(ReviewInstructConfig, args))
+    result = run_review_instruct(args.seeds, args.output, config_from_args(ReviewInstructConfig, args),
+                                 overwrite=args.overwrite)
     print(format_summary(result.summary))
     print(format_generate_summary(result, "conversations"))
     if args.sharegpt:
@@ -120,7 +124,7 @@ def sedi_command(args: argparse.Namespace) -> int:
     from generate.review_run import format_generate_summary
     from generate.sedi import run_sedi
 
-    result = run_sedi(args.seeds, args.output, config_from_args(SediConfig, args))
+    result = run_sedi(args.seeds, args.output, config_from_args(SediConfig, args), overwrite=args.overwrite)
     print(format_summary(result.summary))
     print(format_generate_summary(result, "instructions"))
     if args.alpaca:
@@ -132,7 +136,7 @@ def coevol_command(args: argparse.Namespace) -> int:
     from generate.coevol_config import CoevolConfig
     from generate.coevol_run import coevol_report, format_coevol_report, run_coevol
 
-    result = run_coevol(args.input, args.output, config_from_args(CoevolConfig, args))
+    result = run_coevol(args.input, args.output, config_from_args(CoevolConfig, args), overwrite=args.overwrite)
     print(format_summary(result.summary))
     print(format_coevol_report(coevol_report(args.output)))
     return result.summary.exit_code
@@ -142,7 +146,7 @@ def mimg_command(args: argparse.Namespace) -> int:
     from generate.mimg_config import MimgConfig
     from generate.mimg_run import format_mimg_report, run_mimg
 
-    result = run_mimg(args.docs, args.output, config_from_args(MimgConfig, args))
+    result = run_mimg(args.docs, args.output, config_from_args(MimgConfig, args), overwrite=args.overwrite)
     print(format_summary(result.single_hop))
     if result.multi_hop is not None:
         print(format_summary(result.multi_hop))

@@ -11,22 +11,21 @@ from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
-from generate.agents import StepFailed, ask_marked
+from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate
 from generate.coevol_config import CoevolConfig
-from generate.coevol_steps import (CRITICAL, NEW, OLD, POSITIVE, RESPONSE_MARKER, REVIEW_MARKER,
-                                   SUGGESTIONS_MARKER, TIE, VERDICT_MARKER, DebateTurn, context_window,
-                                   format_advisor_input, format_debater_input, format_editor_input,
-                                   format_free_debate_input, format_judge_input, merge_verdicts,
-                                   parse_advisor_output, parse_editor_output, parse_judge_output,
-                                   parse_review_output)
+from generate.coevol_steps import (CRITICAL, JUDGE_FORMAT, NEW, OLD, POSITIVE, TIE, DebateTurn, advisor_format, context_window, format_advisor_input,
+                                   format_debater_input, format_editor_input, format_free_debate_input,
+                                   format_judge_input, merge_verdicts, parse_advisor_output, parse_editor_output,
+                                   parse_judge_output, parse_review_output)
 from generate.prompts import PROMPT_VERSION
 from generate.reward import AsyncRewardScorer
 
 T = TypeVar("T")
 
-#: Why the refinement of a turn stopped.
+#: Why the refinement of a turn stopped (`degenerate_text`: a generated text failed the shared filter).
 NOT_BETTER, NO_SUGGESTIONS, PARSE_FAILURE, MAX_ITERATIONS = "not_better", "no_suggestions", "parse_failure", \
     "max_iterations"
+STOP_REASONS = (NOT_BETTER, NO_SUGGESTIONS, PARSE_FAILURE, DEGENERATE_TEXT, MAX_ITERATIONS)
 
 
 @dataclass
@@ -105,10 +104,10 @@ async def judge_edit(context: Sequence[Message], instruction: str, old: str, new
         return {"judge": "rm", "old": old_score, "new": new_score, "difference": difference,
                 "margin": config.rm_margin, "merged": merged}
     old_first, new_first = await both(
-        ask_marked(step, "judge", backends.judge, format_judge_input(context, instruction, old, new),
-                   parse_judge_output, f"{label}/judge/old-first", marker=VERDICT_MARKER),
-        ask_marked(step, "judge", backends.judge, format_judge_input(context, instruction, new, old),
-                   parse_judge_output, f"{label}/judge/new-first", marker=VERDICT_MARKER))
+        ask_step(step, "judge", backends.judge, format_judge_input(context, instruction, old, new),
+                 parse_judge_output, f"{label}/judge/old-first", response_format=JUDGE_FORMAT),
+        ask_step(step, "judge", backends.judge, format_judge_input(context, instruction, new, old),
+                 parse_judge_output, f"{label}/judge/new-first", response_format=JUDGE_FORMAT))
     return {"judge": "llm", "old_first": old_first, "new_first": new_first,
             "merged": merge_verdicts(old_first, new_first)}
 
@@ -122,7 +121,9 @@ async def refine_response(context: Sequence[Message], instruction: str, response
     3. advisor: at most `max_suggestions` editing suggestions from the 4-review transcript;
     4. editor: rewrites the response with the suggestions it can act on;
     5. judge: old vs new; the edit is kept only if strictly better, else stop with the previous response.
-    A step that never parses (after its re-asks) also stops, keeping the previous response."""
+    The advisor's suggestions and the judge's verdicts are JSON objects of their schemas. A step that never
+    parses (after its re-asks) also stops, keeping the previous response, and so does a review, suggestion
+    or edit that fails the shared degenerate-text filter (stop reason `degenerate_text`)."""
     words = config.max_words
     current, iterations, stop_reason = response, [], MAX_ITERATIONS
     for k in range(1, config.iterations + 1):
@@ -131,35 +132,41 @@ async def refine_response(context: Sequence[Message], instruction: str, response
         iterations.append(record)
         try:
             positive_1, critical_1 = await both(*(
-                ask_marked(step, position, getattr(backends, position),
-                           format_debater_input(context, instruction, current, position, words),
-                           parse_review_output, f"{label}/{position}/1", marker=REVIEW_MARKER)
+                ask_step(step, position, getattr(backends, position),
+                         format_debater_input(context, instruction, current, position, words),
+                         parse_review_output, f"{label}/{position}/1")
                 for position in (POSITIVE, CRITICAL)))
+            record["debate"] = [DebateTurn(POSITIVE, 1, positive_1).to_dict(),
+                                DebateTurn(CRITICAL, 1, critical_1).to_dict()]
+            check_degenerate(f"{label}/debate/1", positive_1, critical_1)
             positive_2, critical_2 = await both(*(
-                ask_marked(step, position, getattr(backends, position),
-                           format_free_debate_input(context, instruction, current, position, own, other, words),
-                           parse_review_output, f"{label}/{position}/2", marker=REVIEW_MARKER)
+                ask_step(step, position, getattr(backends, position),
+                         format_free_debate_input(context, instruction, current, position, own, other, words),
+                         parse_review_output, f"{label}/{position}/2")
                 for position, own, other in ((POSITIVE, positive_1, critical_1), (CRITICAL, critical_1, positive_1))))
             debate = [DebateTurn(POSITIVE, 1, positive_1), DebateTurn(CRITICAL, 1, critical_1),
                       DebateTurn(POSITIVE, 2, positive_2), DebateTurn(CRITICAL, 2, critical_2)]
             record["debate"] = [turn_.to_dict() for turn_ in debate]
-            suggestions = await ask_marked(
+            check_degenerate(f"{label}/debate/2", positive_2, critical_2)
+            suggestions = await ask_step(
                 step, "advisor", backends.advisor, format_advisor_input(instruction, current, debate,
                                                                         config.max_suggestions),
                 partial(parse_advisor_output, max_suggestions=config.max_suggestions), f"{label}/advisor",
-                marker=SUGGESTIONS_MARKER)
+                response_format=advisor_format(config.max_suggestions))
+            check_degenerate(f"{label}/advisor", *suggestions)
             record["suggestions"] = suggestions
             if not suggestions:
                 stop_reason = NO_SUGGESTIONS
                 break
-            edited = await ask_marked(step, "editor", backends.editor,
-                                      format_editor_input(context, instruction, current, suggestions),
-                                      parse_editor_output, f"{label}/editor", marker=RESPONSE_MARKER)
+            edited = await ask_step(step, "editor", backends.editor,
+                                    format_editor_input(context, instruction, current, suggestions),
+                                    parse_editor_output, f"{label}/editor")
             record["edited"] = edited
+            check_degenerate(f"{label}/editor", edited)
             verdict = await judge_edit(context, instruction, current, edited, backends, config, step, rm, label)
         except StepFailed as failed:
-            record["parse_failure"] = failed.detail
-            stop_reason = PARSE_FAILURE
+            record[failed.reason] = failed.detail
+            stop_reason = failed.reason
             break
         record["verdict"] = verdict
         if verdict["merged"] != NEW:

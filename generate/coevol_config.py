@@ -45,7 +45,7 @@ class CoevolConfig:
                                      "(paper: 3)."})
     max_suggestions: int = field(default=3, metadata={"help": "Editing suggestions kept from the advisor (paper: 3)."})
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature of every agent call (paper: 0)."})
-    max_tokens: int = field(default=768, metadata={"help": "Maximum tokens per reply (private reasoning included)."})
+    max_tokens: int = field(default=768, metadata={"help": "Maximum tokens per reply."})
     max_words: int = field(default=200, metadata={"help": "Word limit asked of each debater's review."})
     max_reasks: int = field(default=2, metadata={"help": "Re-asks of a step whose reply lacks its required part."})
     seed: int = field(default=0, metadata={"help": "Global seed; each call's seed derives from it, the item and "

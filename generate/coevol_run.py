@@ -7,6 +7,7 @@ Files of a run on OUT:
     OUT.summary.json       the runner's summary, plus `coevol`: acceptance rate per iteration and the RM score
                            delta distribution over every record in OUT.
     OUT.errors.jsonl       inputs that failed.
+    OUT.fingerprint.json   the settings OUT was written with; a rerun with other settings is refused.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from chat.agents import count_usage
 from chat.backends import aclose_backends, build_backends
 from chat.backends.base import UsageLedger
 from chat.conversation import Conversation, PreferencePair
-from chat.runner import FilteredRunResult, iter_records, run_jobs, summary_path, write_json_atomic
+from chat.runner import (FilteredRunResult, backend_identities, check_settings, claim_output, iter_records, run_jobs,
+                         summary_path, write_json_atomic)
 from generate.coevol import CoevolBackends, CoevolResult, refinable_turns, refine_conversation
 from generate.coevol_config import CoevolConfig
 from generate.registry import GENERATORS
+from generate.run_settings import generator_settings
 from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.seeds import read_seed_records
 
@@ -94,9 +97,10 @@ def coevol_report(output: str | Path) -> dict[str, Any]:
                                "(PAPERS.md 4)")
 async def run_coevol_async(input_path: str | Path, output: str | Path, config: CoevolConfig, *,
                            backends: CoevolBackends | None = None, rm: Any = None, progress: bool = True,
-                           handle_sigint: bool = True) -> FilteredRunResult:
+                           handle_sigint: bool = True, overwrite: bool = False) -> FilteredRunResult:
     """Refine every conversation of `input_path` into `output` (see the module docstring). `backends` and `rm`
-    (any object with `score`) override `config.backends` / `config.rm`; what is built here is closed here."""
+    (any object with `score`) override `config.backends` / `config.rm`; what is built here is closed here.
+    An `output` written with other settings is refused unless `overwrite` (which starts it over)."""
     output = Path(output)
     counters: Counter = Counter()
     ledger = UsageLedger()
@@ -105,9 +109,12 @@ async def run_coevol_async(input_path: str | Path, output: str | Path, config: C
     scorer = AsyncRewardScorer(rm) if rm is not None else (
         AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
     built: dict[str, Any] = {}
+    if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
+        check_settings(output, generator_settings(config))
     try:
         built = build_backends(config.backends, ledger) if backends is None else {}
         roles = backends or CoevolBackends.from_roles(built, llm_judge=config.judge == "llm")
+        claim_output(output, {**generator_settings(config), **backend_identities(roles)}, overwrite=overwrite)
 
         async def worker(conversation: Conversation) -> dict[str, Any]:
             result = await refine_conversation(conversation, roles, config, scorer)

@@ -6,12 +6,14 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from chat.conversation import Message
 from chat.agents import ParseError
-from generate.agents import marked_section
+from chat.backends.base import ResponseFormat
+from chat.conversation import Message
+from generate.agents import (json_reply, json_schema_format, json_text, json_texts, marked_section, object_schema,
+                             visible_text)
 from generate.prompts import render
 
-#: Markers before the visible part of each role's reply (private reasoning comes before them).
+#: Markers a free-text reply may put before its visible part; the JSON steps' fallback parses them too.
 REVIEW_MARKER = "REVIEW:"
 SUGGESTIONS_MARKER = "SUGGESTIONS:"
 RESPONSE_MARKER = "RESPONSE:"
@@ -21,6 +23,10 @@ POSITIVE, CRITICAL = "positive", "critical"
 POSITIONS = (POSITIVE, CRITICAL)
 #: Merged verdicts of the judge: the edit is better, the original is better, or neither.
 NEW, OLD, TIE = "new", "old", "tie"
+
+#: The judge's reply (PAPERS.md 4.5): which of the two responses is better, or a tie.
+JUDGE_SCHEMA = object_schema(verdict={"type": "string", "enum": ["A", "B", "tie"]})
+JUDGE_FORMAT = json_schema_format("verdict", JUDGE_SCHEMA)
 
 _LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*(.*)$")
 _NO_SUGGESTIONS = {"none", "no suggestions", "n/a", "nothing"}
@@ -76,8 +82,9 @@ def format_free_debate_input(context: Sequence[Message], instruction: str, respo
 
 
 def parse_review_output(text: str) -> str:
-    """The visible review after "REVIEW:"; ParseError if missing."""
-    return marked_section(text, REVIEW_MARKER)
+    """The visible review: the reply, or the text after a "REVIEW:" line if the debater wrote one; ParseError if
+    empty."""
+    return visible_text(text, REVIEW_MARKER)
 
 
 # -- advisor: at most N editing suggestions from the 4-message transcript ---------------------------
@@ -90,10 +97,21 @@ def format_advisor_input(instruction: str, response: str, debate: Sequence[Debat
                                    debate=[{"speaker": turn.speaker, "review": turn.review} for turn in debate]))]
 
 
+def advisor_format(max_suggestions: int) -> ResponseFormat:
+    """The advisor's reply (PAPERS.md 4.3): `{"suggestions": [...]}`, at most `max_suggestions`, [] for no edit."""
+    return json_schema_format("suggestions", object_schema(
+        suggestions={"type": "array", "items": {"type": "string"}, "maxItems": max_suggestions}))
+
+
 def parse_advisor_output(text: str, max_suggestions: int) -> list[str]:
-    """The suggestions after "SUGGESTIONS:" as a list (numbered or bulleted lines; a line without a
-    list mark continues the previous item); "none" gives []. Only the first `max_suggestions` are kept.
-    ParseError if the marker is missing."""
+    """The "suggestions" of `advisor_format`'s JSON object, or (free-text fallback) the suggestions after
+    "SUGGESTIONS:" as a list (numbered or bulleted lines; a line without a list mark continues the previous
+    item); [] or "none" means no edit. Only the first `max_suggestions` are kept. ParseError if neither the
+    JSON object nor the marker is there."""
+    data = json_reply(text, ("suggestions",))
+    if data is not None:
+        items = json_texts(data, "suggestions")
+        return [] if [item.strip(".").casefold() for item in items] in ([], ["none"]) else items[:max_suggestions]
     body = marked_section(text, SUGGESTIONS_MARKER)
     if body.strip().strip(".").casefold() in _NO_SUGGESTIONS:
         return []
@@ -125,8 +143,9 @@ def format_editor_input(context: Sequence[Message], instruction: str, response: 
 
 
 def parse_editor_output(text: str) -> str:
-    """The rewritten response after "RESPONSE:"; ParseError if missing."""
-    return marked_section(text, RESPONSE_MARKER)
+    """The rewritten response: the reply, or the text after a "RESPONSE:" line if the editor wrote one;
+    ParseError if empty."""
+    return visible_text(text, RESPONSE_MARKER)
 
 
 # -- judge: old vs new in both orders, merged -------------------------------------------------------
@@ -140,8 +159,10 @@ def format_judge_input(context: Sequence[Message], instruction: str, response_a:
 
 
 def parse_judge_output(text: str) -> str:
-    """"A", "B" or "tie" from the "VERDICT:" line; ParseError for anything else."""
-    verdict = marked_section(text, VERDICT_MARKER)
+    """"A", "B" or "tie": the "verdict" of JUDGE_SCHEMA's JSON object, or (free-text fallback) the "VERDICT:"
+    line; ParseError for anything else."""
+    data = json_reply(text, tuple(JUDGE_SCHEMA["properties"]))
+    verdict = json_text(data, "verdict") if data is not None else marked_section(text, VERDICT_MARKER)
     words = verdict.split()
     first = words[0].strip(".,;:!*_\"'[]()").casefold() if words else ""
     if first in ("a", "b"):

@@ -52,7 +52,7 @@ class ReviewInstructConfig:
         default=True,
         metadata={"help": "Let the chairman ask after the last round too (kept as meta.next_question)."})
     temperature: float = field(default=0.1, metadata={"help": "Sampling temperature of every agent call (paper: ~0.1)."})
-    max_tokens: int = field(default=768, metadata={"help": "Maximum tokens per reply (private reasoning included)."})
+    max_tokens: int = field(default=768, metadata={"help": "Maximum tokens per reply."})
     max_words: int = field(
         default=300, metadata={"help": "Word limit of the visible part of answers and reviews (paper: ~300)."})
     max_reasks: int = field(

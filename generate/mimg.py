@@ -11,16 +11,16 @@ from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
 from chat.errors import ConfigError
 from chat.gather import gather_or_cancel
-from generate.agents import StepFailed, ask_marked
+from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate, first_degenerate
 from generate.documents import Chunk
 from generate.mimg_config import MimgConfig
-from generate.mimg_steps import (ANSWER_MARKER, QUESTION_MARKER, QUESTIONS_MARKER, SCORE_MARKER, format_answer_input,
-                                 format_merge_input, format_question_input, format_training_prompt,
-                                 format_verify_input, parse_answer_output, parse_merge_output,
-                                 parse_question_output, parse_verify_output)
+from generate.mimg_steps import (ANSWER_FORMAT, MERGE_FORMAT, VERIFY_FORMAT, format_answer_input, format_merge_input,
+                                 format_question_input, format_training_prompt, format_verify_input,
+                                 parse_answer_output, parse_merge_output, parse_question_output,
+                                 parse_verify_output, question_format)
 from generate.prompts import PROMPT_VERSION
 
-#: Why a QA was dropped.
+#: Why a QA was dropped (and `degenerate_text`: its question or answer failed the shared filter).
 UNANSWERABLE, BELOW_THRESHOLD, PARSE_FAILURE = "unanswerable", "below_threshold", "parse_failure"
 
 
@@ -70,22 +70,23 @@ def _step(config: MimgConfig, label: str) -> StepCaller:
 async def verify(step: StepCaller, backend: ChatBackend, passages: Sequence[dict[str, str]], question: str,
                  answer: str, hops: int, label: str) -> int:
     """PAPERS.md 5.3: the verification agent's 1-10 score (StepFailed if it never parses)."""
-    return await ask_marked(step, "verifier", backend, format_verify_input(passages, question, answer, hops),
-                            parse_verify_output, label, marker=SCORE_MARKER)
+    return await ask_step(step, "verifier", backend, format_verify_input(passages, question, answer, hops),
+                          parse_verify_output, label, response_format=VERIFY_FORMAT)
 
 
 async def single_hop_chunk(chunk: Chunk, backends: MimgBackends, config: MimgConfig) -> dict[str, Any]:
     """PAPERS.md 5.2-5.3 on one chunk: up to `max_questions` self-contained questions (those with dangling
-    references rejected), an answer per question (long answer kept as rationale, short answer), a 1-10
-    verification of each; QAs scoring at least `verify_threshold` are kept. Returns the chunk's record."""
+    references or degenerate text rejected), an answer per question (long answer kept as rationale, short
+    answer; a degenerate one drops the QA), a 1-10 verification of each; QAs scoring at least
+    `verify_threshold` are kept. Every step's reply is a JSON object of its schema. Returns the chunk's record."""
     step = _step(config, chunk.id)
     record: dict[str, Any] = {"id": chunk.id, "doc_id": chunk.doc_id, "chunk_index": chunk.index, "questions": 0,
                               "rejected": [], "qas": [], "prompt_version": PROMPT_VERSION}
     try:
-        proposed = await ask_marked(step, "questioner", backends.questioner,
-                                    format_question_input(chunk.title, chunk.text, config.max_questions),
-                                    partial(parse_question_output, max_questions=config.max_questions), "questions",
-                                    marker=QUESTIONS_MARKER)
+        proposed = await ask_step(step, "questioner", backends.questioner,
+                                  format_question_input(chunk.title, chunk.text, config.max_questions),
+                                  partial(parse_question_output, max_questions=config.max_questions), "questions",
+                                  response_format=question_format(config.max_questions))
     except StepFailed as failed:
         record.update(question_failure=failed.detail, usage=step.usage.to_dict(), reasks=step.reasks)
         return record
@@ -95,12 +96,14 @@ async def single_hop_chunk(chunk: Chunk, backends: MimgBackends, config: MimgCon
     async def answer_and_verify(number: int, question: str) -> dict[str, Any]:
         qa: dict[str, Any] = {"id": f"{chunk.id}/q{number}", "question": question, "kept": False}
         try:
-            reply = await ask_marked(step, "answerer", backends.answerer,
-                                     format_answer_input(chunk.title, chunk.text, question), parse_answer_output,
-                                     f"answer/{number}", marker=ANSWER_MARKER)
+            reply = await ask_step(step, "answerer", backends.answerer,
+                                   format_answer_input(chunk.title, chunk.text, question), parse_answer_output,
+                                   f"answer/{number}", response_format=ANSWER_FORMAT)
         except StepFailed as failed:
             return {**qa, "dropped": f"answer_{PARSE_FAILURE}", "detail": failed.detail}
         qa.update(answer=reply.answer, short_answer=reply.short_answer)
+        if first_degenerate([reply.answer, reply.short_answer]) is not None:
+            return {**qa, "dropped": DEGENERATE_TEXT}
         if not reply.answerable:
             return {**qa, "dropped": UNANSWERABLE}
         try:
@@ -146,7 +149,8 @@ async def merge_chain(seed: SingleHopQA, partners: Sequence[SingleHopQA], chunks
                                                                                        int]:
     """PAPERS.md 5.5: merge the seed with its neighbours one at a time into 2-, 3-, 4-hop QAs whose answer
     carries the reasoning; each merged QA is verified against the passages of all its sources. The chain
-    stops at the first merge that does not parse or does not pass. Returns (steps, usage, re-asks)."""
+    stops at the first merge that does not parse, is degenerate text or does not pass. Returns (steps, usage,
+    re-asks)."""
     step = _step(config, label)
     steps: list[MergeStep] = []
     sources = [seed]
@@ -155,17 +159,18 @@ async def merge_chain(seed: SingleHopQA, partners: Sequence[SingleHopQA], chunks
         merge = MergeStep(len(sources) + 1, [*sources, partner])
         steps.append(merge)
         try:
-            merged = await ask_marked(
+            merged = await ask_step(
                 step, "merger", backends.merger,
                 format_merge_input(question, answer, partner.question, partner.answer, merge.hops),
                 partial(parse_merge_output, sources=[qa.question for qa in merge.sources]), f"merge/{merge.hops}",
-                marker=QUESTION_MARKER)
+                response_format=MERGE_FORMAT)
             merge.question, merge.answer = merged.question, merged.answer
+            check_degenerate(f"merge/{merge.hops}", merged.question, merged.answer)
             if config.verify_merged:
                 merge.score = await verify(step, backends.verifier, chain_passages(merge.sources, chunks),
                                            merged.question, merged.answer, merge.hops, f"verify/{merge.hops}")
         except StepFailed as failed:
-            merge.dropped, merge.detail = PARSE_FAILURE, failed.detail
+            merge.dropped, merge.detail = failed.reason, failed.detail
             break
         if merge.score is not None and merge.score < config.verify_threshold:
             merge.dropped = BELOW_THRESHOLD

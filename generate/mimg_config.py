@@ -56,7 +56,7 @@ class MimgConfig:
         metadata={"help": "Role -> backend spec: questioner, answerer, verifier, merger; `default` serves every "
                           "role without its own entry."})
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature of every agent call."})
-    max_tokens: int = field(default=768, metadata={"help": "Maximum tokens per reply (private reasoning included)."})
+    max_tokens: int = field(default=768, metadata={"help": "Maximum tokens per reply."})
     max_reasks: int = field(default=2, metadata={"help": "Re-asks of a step whose reply lacks its required part."})
     seed: int = field(default=0, metadata={"help": "Seed of seed sampling, distractors and every call."})
 

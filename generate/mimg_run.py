@@ -8,6 +8,7 @@ Files of a run on OUT:
                         meta}`, one per kept merged QA.
     OUT.summary.json    both stages' runner summaries and the report: pass rate per agent, hop distribution,
                         calls and tokens per kept multi-hop QA (over all files, resumed runs included).
+    OUT.fingerprint.json  the settings OUT was written with; a rerun with other settings is refused.
 Rerunning the same command skips finished chunks and chains. Stage 2 starts once stage 1 was not interrupted;
 its neighbours are computed over the QAs kept so far, so chunks that failed in stage 1 and succeed in a later
 run only join chains started after them.
@@ -26,13 +27,15 @@ import numpy as np
 
 from chat.backends import aclose_backends, build_backends
 from chat.backends.base import UsageLedger
-from chat.runner import JsonlSink, RunSummary, encode_record, iter_records, run_jobs, summary_path, write_json_atomic
+from chat.runner import (JsonlSink, RunSummary, backend_identities, check_settings, claim_output, encode_record,
+                         iter_records, run_jobs, summary_path, write_json_atomic)
 from generate.documents import chunk_documents, read_documents
 from generate.mimg import (MimgBackends, SingleHopQA, TrainingPassages, merge_chain, single_hop_chunk,
                            training_record)
 from generate.mimg_config import MimgConfig
 from generate.mimg_sampling import Embed, nearest_neighbours, qa_text
 from generate.registry import GENERATORS
+from generate.run_settings import generator_settings
 
 
 def qas_path(output: str | Path) -> Path:
@@ -88,9 +91,10 @@ def seed_indices(count: int, max_seeds: int | None, seed: int) -> list[int]:
                              "(PAPERS.md 5)")
 async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | Path, config: MimgConfig, *,
                          backends: MimgBackends | None = None, embed: Embed | None = None, progress: bool = True,
-                         handle_sigint: bool = True) -> MimgRunResult:
+                         handle_sigint: bool = True, overwrite: bool = False) -> MimgRunResult:
     """Generate multi-hop QAs from `docs` into `output` (see the module docstring). `backends` and `embed`
-    override `config.backends` / `config.embedder` (tests pass scripted ones)."""
+    override `config.backends` / `config.embedder` (tests pass scripted ones). An `output` written with other
+    settings is refused unless `overwrite` (which starts it over)."""
     output = Path(output)
     paths = [docs] if isinstance(docs, (str, Path)) else list(docs)
     documents = read_documents(paths, format=config.input_format, on_error=config.input_on_error, limit=config.limit)
@@ -99,9 +103,14 @@ async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | 
     ledger = UsageLedger()
     built: dict[str, Any] = {}
     multi_hop: RunSummary | None = None
+    sinks = ("", ".qas.jsonl", ".chains.jsonl")
+    if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
+        check_settings(output, generator_settings(config), sinks=sinks)
     try:
         built = build_backends(config.backends, ledger) if backends is None else {}
         roles = backends or MimgBackends.from_roles(built)
+        claim_output(output, {**generator_settings(config), **backend_identities(roles)}, overwrite=overwrite,
+                     sinks=sinks)
 
         async def single_hop_worker(chunk: Any) -> dict[str, Any]:
             return await single_hop_chunk(chunk, roles, config)
@@ -166,7 +175,9 @@ def _rate(passed: int, total: int) -> dict[str, Any]:
 
 
 def mimg_report(output: str | Path) -> dict[str, Any]:
-    """Pass rate per agent, hop distribution and cost, over every line of the run's files."""
+    """Pass rate per agent, drop reasons (rejected questions, dropped single-hop QAs, failed merges), hop
+    distribution and cost, over every line of the run's files."""
+    drops: dict[str, Counter] = {"questions": Counter(), "single_hop": Counter(), "multi_hop": Counter()}
     calls = cache_hits = tokens = 0
     chunks = chunks_parsed = proposed = accepted = answered = asked = verified = passed = kept_single = 0
     merges = merges_parsed = merged_verified = merged_passed = 0
@@ -180,7 +191,11 @@ def mimg_report(output: str | Path) -> dict[str, Any]:
             continue
         chunks_parsed += 1
         proposed += row["questions"]
+        for rejected in row["rejected"]:
+            drops["questions"][rejected["reason"].split(":")[0].replace(" ", "_")] += 1
         for qa in row["qas"]:
+            if qa.get("dropped"):
+                drops["single_hop"][qa["dropped"]] += 1
             accepted += 1
             asked += 1
             answered += "answer" in qa and qa.get("dropped") != "unanswerable"
@@ -194,6 +209,8 @@ def mimg_report(output: str | Path) -> dict[str, Any]:
         cache_hits += usage.get("cache_hits", 0)
         tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
         for merge in row["steps"]:
+            if merge.get("dropped"):
+                drops["multi_hop"][merge["dropped"]] += 1
             merges += 1
             merges_parsed += bool(merge["question"])
             if merge["score"] is not None:
@@ -215,6 +232,7 @@ def mimg_report(output: str | Path) -> dict[str, Any]:
             "merger_agent": _rate(merges_parsed, merges),
             "verification_multi_hop": _rate(merged_passed, merged_verified),
         },
+        "dropped": {stage: dict(sorted(counts.items())) for stage, counts in drops.items()},
         "single_hop_qas_kept": kept_single,
         "multi_hop_qas_kept": kept_multi,
         "hop_distribution": {str(h): hops[h] for h in sorted(hops)},
@@ -238,6 +256,10 @@ def format_mimg_report(report: dict[str, Any]) -> str:
     for name, rate in report["pass_rates"].items():
         shown = "-" if rate["rate"] is None else f"{rate['rate']:.0%}"
         lines.append(f"  {name.replace('_', ' ')}: {rate['passed']}/{rate['total']} ({shown})")
+    for stage, counts in report["dropped"].items():
+        if counts:
+            lines.append(f"  dropped {stage.replace('_', '-')}: "
+                         + ", ".join(f"{reason} {count}" for reason, count in counts.items()))
     lines.append("hop distribution: " + (", ".join(f"{h}-hop {n}" for h, n in report["hop_distribution"].items())
                                          or "-"))
     cost = report["per_kept_multi_hop_qa"]

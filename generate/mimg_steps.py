@@ -6,9 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from chat.conversation import Message
 from chat.agents import ParseError
-from generate.agents import marked_section, normalized
+from chat.backends.base import ResponseFormat
+from chat.conversation import Message
+from chat.filters import degenerate_reason
+from generate.agents import (json_reply, json_schema_format, json_text, json_texts, marked_section, normalized,
+                             object_schema)
 from generate.prompts import render
 
 QUESTIONS_MARKER = "QUESTIONS:"
@@ -18,6 +21,16 @@ SCORE_MARKER = "SCORE:"
 QUESTION_MARKER = "QUESTION:"
 #: Short answers meaning the passage does not answer the question.
 UNANSWERABLE = frozenset({"unanswerable", "unknown", "not stated", "not mentioned", "n/a", "none"})
+
+#: The answer agent's reply (PAPERS.md 5.2): the long answer (rationale), then the short answer.
+ANSWER_SCHEMA = object_schema(answer={"type": "string"}, short_answer={"type": "string"})
+ANSWER_FORMAT = json_schema_format("answer", ANSWER_SCHEMA)
+#: The verification agent's reply (PAPERS.md 5.3): a whole-number score from 1 to 10.
+VERIFY_SCHEMA = object_schema(score={"type": "integer", "enum": list(range(1, 11))})
+VERIFY_FORMAT = json_schema_format("score", VERIFY_SCHEMA)
+#: The merger agent's reply (PAPERS.md 5.5): the merged question, then its reasoning answer.
+MERGE_SCHEMA = object_schema(question={"type": "string"}, answer={"type": "string"})
+MERGE_FORMAT = json_schema_format("merged_qa", MERGE_SCHEMA)
 
 _LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022]|Q\d*\s*[.):])\s*(.*)$", re.IGNORECASE)
 _DOCUMENT_NOUNS = r"(?:passage|text|article|document|paragraph|excerpt|chunk|extract)"
@@ -80,6 +93,12 @@ def _list_items(body: str) -> list[str]:
 
 # -- single-hop question agent ------------------------------------------------------------------------
 
+def question_format(max_questions: int) -> ResponseFormat:
+    """The question agent's reply (PAPERS.md 5.2): `{"questions": [...]}`, 1 to `max_questions` questions."""
+    return json_schema_format("questions", object_schema(
+        questions={"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max_questions}))
+
+
 def format_question_input(title: str, passage: str, max_questions: int) -> list[Message]:
     """PAPERS.md 5.2: up to `max_questions` self-contained questions about one chunk (questions first)."""
     return [Message("system", render("mimg_question_system", max_questions=max_questions)),
@@ -87,11 +106,13 @@ def format_question_input(title: str, passage: str, max_questions: int) -> list[
 
 
 def parse_question_output(text: str, max_questions: int) -> QuestionSet:
-    """The questions after "QUESTIONS:": the first `max_questions` distinct ones; those with a dangling reference
-    are rejected (kept aside with the phrase). ParseError when no question is listed."""
-    items = _list_items(marked_section(text, QUESTIONS_MARKER))
+    """The "questions" of `question_format`'s JSON object, or (free-text fallback) the list after "QUESTIONS:":
+    the first `max_questions` distinct ones; those with a dangling reference or degenerate text (chat.filters)
+    are rejected (kept aside with the reason). ParseError when no question is listed."""
+    data = json_reply(text, ("questions",))
+    items = json_texts(data, "questions") if data is not None else _list_items(marked_section(text, QUESTIONS_MARKER))
     if not items:
-        raise ParseError("no questions after QUESTIONS:")
+        raise ParseError("no questions listed")
     questions: list[str] = []
     rejected: list[dict[str, str]] = []
     seen: set[str] = set()
@@ -101,7 +122,10 @@ def parse_question_output(text: str, max_questions: int) -> QuestionSet:
             continue
         seen.add(normalized(question))
         phrase = dangling_reference(question)
-        if phrase is not None:
+        degenerate = degenerate_reason(question)
+        if degenerate is not None:
+            rejected.append({"question": question, "reason": degenerate})
+        elif phrase is not None:
             rejected.append({"question": question, "reason": f"dangling reference: {phrase!r}"})
         else:
             questions.append(question)
@@ -117,9 +141,14 @@ def format_answer_input(title: str, passage: str, question: str) -> list[Message
 
 
 def parse_answer_output(text: str) -> AnswerReply:
-    """The long answer after "ANSWER:" (up to "SHORT ANSWER:") and the short answer; ParseError if either is missing."""
-    answer = marked_section(text, ANSWER_MARKER, until=(SHORT_ANSWER_MARKER,))
-    short = marked_section(text, SHORT_ANSWER_MARKER).splitlines()[0].strip()
+    """The long and the short answer of ANSWER_SCHEMA's JSON object, or (free-text fallback) the long answer after
+    "ANSWER:" (up to "SHORT ANSWER:") and the short answer; ParseError if either is missing."""
+    data = json_reply(text, tuple(ANSWER_SCHEMA["properties"]))
+    if data is not None:
+        answer, short = json_text(data, "answer"), json_text(data, "short_answer").splitlines()[0].strip()
+    else:
+        answer = marked_section(text, ANSWER_MARKER, until=(SHORT_ANSWER_MARKER,))
+        short = marked_section(text, SHORT_ANSWER_MARKER).splitlines()[0].strip()
     if not short:
         raise ParseError('nothing after "SHORT ANSWER:"')
     return AnswerReply(answer, short)
@@ -134,8 +163,16 @@ def format_verify_input(passages: Sequence[dict[str, str]], question: str, answe
 
 
 def parse_verify_output(text: str) -> int:
-    """The whole-number score 1-10 after "SCORE:" ("8", "8/10", "8."); ParseError otherwise."""
-    body = marked_section(text, SCORE_MARKER)
+    """The whole-number score 1-10 of VERIFY_SCHEMA's JSON object, or (free-text fallback) after "SCORE:"
+    ("8", "8/10", "8."); ParseError otherwise."""
+    data = json_reply(text, tuple(VERIFY_SCHEMA["properties"]))
+    if data is not None:
+        score = data.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, str)):
+            raise ParseError(f'the JSON object needs a whole number "score" from 1 to 10, got {score!r}')
+        body = str(score)
+    else:
+        body = marked_section(text, SCORE_MARKER)
     found = re.match(r"\s*\**(\d{1,2})(?:\s*/\s*10)?\b", body)
     if not found or not 1 <= int(found.group(1)) <= 10:
         raise ParseError(f"the score must be a whole number from 1 to 10, got {body[:30]!r}")
@@ -152,10 +189,15 @@ def format_merge_input(question: str, answer: str, new_question: str, new_answer
 
 
 def parse_merge_output(text: str, sources: Sequence[str]) -> MergedQA:
-    """The merged question (after "QUESTION:", up to "ANSWER:") and its reasoning answer; ParseError if either is
-    missing, if the question repeats a source question, or if it has a dangling reference."""
-    question = marked_section(text, QUESTION_MARKER, until=(ANSWER_MARKER,))
-    answer = marked_section(text, ANSWER_MARKER)
+    """The merged question and its reasoning answer of MERGE_SCHEMA's JSON object, or (free-text fallback) after
+    "QUESTION:" (up to "ANSWER:") and "ANSWER:"; ParseError if either is missing, if the question repeats a
+    source question, or if it has a dangling reference."""
+    data = json_reply(text, tuple(MERGE_SCHEMA["properties"]))
+    if data is not None:
+        question, answer = json_text(data, "question"), json_text(data, "answer")
+    else:
+        question = marked_section(text, QUESTION_MARKER, until=(ANSWER_MARKER,))
+        answer = marked_section(text, ANSWER_MARKER)
     if normalized(question) in {normalized(source) for source in sources}:
         raise ParseError("the merged question repeats one of the questions it merges")
     phrase = dangling_reference(question)

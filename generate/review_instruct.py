@@ -11,10 +11,10 @@ from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.gather import gather_or_cancel
-from generate.agents import StepFailed, ask_marked
+from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate
 from generate.config import ReviewInstructConfig
 from generate.prompts import PROMPT_VERSION
-from generate.review_steps import (ANSWER_MARKER, NEGATIVE, POSITIVE, QUESTION_MARKER, REVIEW_MARKER, Review,
+from generate.review_steps import (CHAIRMAN_FORMAT, NEGATIVE, POSITIVE, REVIEWER_FORMAT, Review,
                                    breadth_or_depth, format_candidate_input, format_chairman_input,
                                    format_reviewer_input, parse_candidate_output, parse_chairman_output,
                                    parse_reviewer_output)
@@ -24,7 +24,7 @@ from generate.seeds import SeedPrompt
 #: Why a conversation was dropped (each is a summary counter `dropped_<reason>`).
 PARSE_FAILURE = "parse_failure"
 RM_FILTER = "rm_filter"
-DROP_REASONS = (PARSE_FAILURE, RM_FILTER)
+DROP_REASONS = (PARSE_FAILURE, DEGENERATE_TEXT, RM_FILTER)
 
 
 @dataclass
@@ -91,7 +91,10 @@ async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstruc
     (usefulness, relevance, accuracy, depth, creativity) and votes, the RM too when it reviews; the
     Chairman reads question, answer and reviews and asks the next question: breadth when most votes
     are positive, depth otherwise. Only the visible part of each reply (after its marker) is passed
-    on. With an RM filter the conversation is kept only if its lowest per-turn reward passes.
+    on. Reviewer votes and the chairman's question are JSON objects of their schemas (constrained where the
+    backend can). Every answer, review and question passes the shared degenerate-text filter, else the seed is
+    dropped as `degenerate_text`. With an RM filter the conversation is kept only if its lowest per-turn
+    reward passes.
     """
     words = config.max_words
     step = StepCaller(config.temperature, config.max_tokens, derive_seed(config.seed, seed.id), config.max_reasks)
@@ -101,28 +104,30 @@ async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstruc
     next_question: str | None = None
     try:
         for r in range(1, config.rounds + 1):
-            answer = await ask_marked(step, "candidate", backends.candidate, format_candidate_input(history, words),
-                                      partial(parse_candidate_output, max_words=words), f"candidate/{r}",
-                                      marker=ANSWER_MARKER)
+            answer = await ask_step(step, "candidate", backends.candidate, format_candidate_input(history, words),
+                                    partial(parse_candidate_output, max_words=words), f"candidate/{r}")
+            check_degenerate(f"candidate/{r}", answer)
             history.append(Message("assistant", answer))
             reviews: list[Review] = []
             if config.review:
                 reviewer_request = format_reviewer_input(history[:-1], answer, words)
                 reviews = list(await gather_or_cancel(*(
-                    ask_marked(step, f"reviewer_{i}", backend, reviewer_request,
-                               partial(parse_reviewer_output, reviewer=f"reviewer_{i}"), f"reviewer_{i}/{r}",
-                               marker=REVIEW_MARKER)
+                    ask_step(step, f"reviewer_{i}", backend, reviewer_request,
+                             partial(parse_reviewer_output, reviewer=f"reviewer_{i}"), f"reviewer_{i}/{r}",
+                             response_format=REVIEWER_FORMAT)
                     for i, backend in enumerate(backends.reviewers, 1))))
+                check_degenerate(f"reviewers/{r}", *(review.text for review in reviews))
                 if rm is not None and config.rm_reviewer:
                     reviews.append(await rm_review(rm, history, config.rm_vote_threshold))
             decision = breadth_or_depth([review.vote for review in reviews])
             question = None
             if r < config.rounds or config.ask_after_last_round:
-                question = await ask_marked(
+                question = await ask_step(
                     step, "chairman", backends.chairman,
                     format_chairman_input(questions, answer, reviews, decision, words),
                     partial(parse_chairman_output, questions=questions, max_words=words), f"chairman/{r}",
-                    marker=QUESTION_MARKER)
+                    response_format=CHAIRMAN_FORMAT)
+                check_degenerate(f"chairman/{r}", question)
             rounds.append({"round": r, "reviews": [review.to_dict() for review in reviews],
                            "votes": [review.vote for review in reviews], "decision": decision,
                            "next_question": question})

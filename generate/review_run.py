@@ -6,6 +6,7 @@ Files of a run on OUT:
     OUT.seeds.jsonl      the runner's sink: one line per finished seed (kept, or dropped with its reason), so a
                          resumed run redoes neither.
     OUT.seeds.jsonl.summary.json / .errors.jsonl   the runner's summary (counters) and failed seeds.
+    OUT.fingerprint.json the settings OUT was written with; a rerun with other settings is refused.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 
 from chat.agents import count_usage
 from chat.backends import configured_backends
-from chat.runner import FilteredRunResult, run_filtered
+from chat.runner import FilteredRunResult, backend_identities, check_settings, claim_output, run_filtered
 from generate.config import ReviewInstructConfig
 from generate.registry import GENERATORS
 from generate.review_instruct import (ConversationResult, ReviewInstructBackends,
                                       review_conversation_id, review_instruct_conversation)
 from generate.reward import AsyncRewardScorer, load_reward_model
+from generate.run_settings import generator_settings
 from generate.seeds import SeedPrompt, read_seed_records, seed_prompts
 
 
@@ -47,11 +49,13 @@ def seed_outcome(result: ConversationResult) -> dict[str, Any]:
                                         "with the RM as reviewer and filter (PAPERS.md 2)")
 async def run_review_instruct_async(input_path: str | Path, output: str | Path, config: ReviewInstructConfig, *,
                                     backends: ReviewInstructBackends | None = None, rm: Any = None,
-                                    progress: bool = True, handle_sigint: bool = True) -> FilteredRunResult:
+                                    progress: bool = True, handle_sigint: bool = True,
+                                    overwrite: bool = False) -> FilteredRunResult:
     """Grow one conversation per seed of `input_path` into `output` (see the module docstring).
 
     `backends` overrides `config.backends` and `rm` (any object with score/score_turns) overrides
-    `config.rm` (tests pass scripted ones); what is built here is closed here.
+    `config.rm` (tests pass scripted ones); what is built here is closed here. An `output` written with other
+    settings is refused unless `overwrite` (which starts it over).
     """
     output = Path(output)
     counters: Counter = Counter()
@@ -60,8 +64,13 @@ async def run_review_instruct_async(input_path: str | Path, output: str | Path, 
                                                 on_error=config.input_on_error, counters=counters), counters))
     scorer = AsyncRewardScorer(rm) if rm is not None else (
         AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
+    sinks = ("", ".seeds.jsonl")
+    if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
+        check_settings(output, generator_settings(config), sinks=sinks)
     async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or ReviewInstructBackends.from_roles(built, config.reviewers)
+        claim_output(output, {**generator_settings(config), **backend_identities(roles)}, overwrite=overwrite,
+                     sinks=sinks)
 
         async def grow(seed: SeedPrompt) -> tuple[dict[str, Any] | None, dict[str, Any]]:
             result = await review_instruct_conversation(seed, roles, config, scorer)

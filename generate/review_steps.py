@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from chat.conversation import Message
-from generate.agents import ParseError, marked_section, normalized, word_count
+from generate.agents import (ParseError, json_reply, json_schema_format, json_text, marked_section, normalized,
+                             object_schema, visible_text, word_count)
 from generate.prompts import render
 
-#: Markers before the visible part of each role's reply (the private reasoning comes before them).
+#: Markers a free-text reply may put before its visible part; the JSON steps' fallback parses them too.
 ANSWER_MARKER = "ANSWER:"
 REVIEW_MARKER = "REVIEW:"
 VOTE_MARKER = "VOTE:"
@@ -17,6 +18,13 @@ QUESTION_MARKER = "QUESTION:"
 #: Vote values; the chairman's decision values.
 POSITIVE, NEGATIVE = "positive", "negative"
 BREADTH, DEPTH, UNREVIEWED = "breadth", "depth", "unreviewed"
+
+#: The reviewer's reply (PAPERS.md 2, review): the critique first, then the vote it leads to.
+REVIEWER_SCHEMA = object_schema(review={"type": "string"}, vote={"type": "string", "enum": [POSITIVE, NEGATIVE]})
+REVIEWER_FORMAT = json_schema_format("review_vote", REVIEWER_SCHEMA)
+#: The chairman's reply (PAPERS.md 2, ask): the next question only.
+CHAIRMAN_SCHEMA = object_schema(question={"type": "string"})
+CHAIRMAN_FORMAT = json_schema_format("next_question", CHAIRMAN_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,9 @@ def format_candidate_input(history: Sequence[Message], max_words: int) -> list[M
 
 
 def parse_candidate_output(text: str, max_words: int) -> str:
-    """The visible answer after "ANSWER:"; ParseError if it is missing or longer than `max_words` words."""
-    answer = marked_section(text, ANSWER_MARKER)
+    """The visible answer: the reply, or the text after an "ANSWER:" line if the model wrote one; ParseError if it
+    is empty or longer than `max_words` words."""
+    answer = visible_text(text, ANSWER_MARKER)
     if word_count(answer) > max_words:
         raise ParseError(f"the answer has {word_count(answer)} words, the limit is {max_words}")
     return answer
@@ -65,10 +74,15 @@ def format_reviewer_input(history: Sequence[Message], answer: str, max_words: in
 
 
 def parse_reviewer_output(text: str, reviewer: str) -> Review:
-    """The visible critique after "REVIEW:" (up to "VOTE:") and the vote; ParseError if either is missing
-    or the vote is neither positive nor negative."""
-    review = marked_section(text, REVIEW_MARKER, until=(VOTE_MARKER,))
-    vote_text = marked_section(text, VOTE_MARKER)
+    """The critique and the vote of REVIEWER_SCHEMA's JSON object, or (free-text fallback) the critique after
+    "REVIEW:" (up to "VOTE:") and the vote after "VOTE:"; ParseError if either is missing or the vote is
+    neither positive nor negative."""
+    data = json_reply(text, tuple(REVIEWER_SCHEMA["properties"]))
+    if data is not None:
+        review, vote_text = json_text(data, "review"), json_text(data, "vote")
+    else:
+        review = marked_section(text, REVIEW_MARKER, until=(VOTE_MARKER,))
+        vote_text = marked_section(text, VOTE_MARKER)
     words = vote_text.split()
     vote = words[0].strip(".,;:!*_\"'").lower() if words else ""
     if vote not in (POSITIVE, NEGATIVE):
@@ -98,8 +112,10 @@ def format_chairman_input(questions: Sequence[str], answer: str, reviews: Sequen
 
 
 def parse_chairman_output(text: str, questions: Sequence[str], max_words: int) -> str:
-    """The next question after "QUESTION:"; ParseError if missing, too long, or a repeat of an earlier one."""
-    question = marked_section(text, QUESTION_MARKER)
+    """The next question of CHAIRMAN_SCHEMA's JSON object, or (free-text fallback) the text after "QUESTION:";
+    ParseError if missing, too long, or a repeat of an earlier one."""
+    data = json_reply(text, tuple(CHAIRMAN_SCHEMA["properties"]))
+    question = json_text(data, "question") if data is not None else marked_section(text, QUESTION_MARKER)
     if word_count(question) > max_words:
         raise ParseError(f"the question has {word_count(question)} words, the limit is {max_words}")
     if normalized(question) in {normalized(q) for q in questions}:

@@ -6,6 +6,7 @@ Files of a run on OUT:
     OUT.iterations.jsonl   the runner's sink: one line per finished iteration (its counters, the seeds retired
                            and promoted, the offspring scores); a resumed run rebuilds its pools from both files
                            and redoes only unfinished iterations.
+    OUT.fingerprint.json   the settings OUT was written with; a rerun with other settings is refused.
 """
 
 from __future__ import annotations
@@ -22,18 +23,21 @@ import numpy as np
 
 from chat.agents import ParseError, RoleUsage, count_usage, derive_seed
 from chat.backends import configured_backends
-from chat.backends.base import ChatBackend
+from chat.backends.base import ChatBackend, ResponseFormat
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.gather import gather_or_cancel
-from chat.runner import FilteredRunResult, JsonlSink, encode_record, read_records, run_jobs
+from chat.runner import (FilteredRunResult, JsonlSink, backend_identities, check_settings, claim_output, encode_record,
+                         read_records, run_jobs)
+from generate.agents import DEGENERATE_TEXT, first_degenerate
 from generate.config import SediConfig
 from generate.diversity import BatchAssembler, MiniLMEmbedder
 from generate.prompts import PROMPT_VERSION
 from generate.registry import GENERATORS
 from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.rouge import RougePool
-from generate.sedi_steps import (format_generation_input, format_response_input, generation_stop,
+from generate.run_settings import generator_settings
+from generate.sedi_steps import (format_generation_input, format_response_input, generation_format,
                                  instruction_filter_reason, parse_generated_instructions, parse_response)
 from generate.seeds import SeedTask, read_seed_records, seed_tasks
 
@@ -154,16 +158,27 @@ class SediRun:
         self.limit = asyncio.Semaphore(config.concurrency)
 
     async def _chat(self, usage: RoleUsage, role: str, backend: ChatBackend, messages: list[Message], label: str,
-                    temperature: float, stop: list[str] | None = None) -> str:
+                    temperature: float, response_format: ResponseFormat | None = None) -> str:
         async with self.limit:
             completion = await backend.chat(messages, temperature=temperature, max_tokens=self.config.max_tokens,
-                                            stop=stop, seed=derive_seed(self.config.seed, label))
+                                            seed=derive_seed(self.config.seed, label),
+                                            response_format=response_format)
         usage.count(role, completion)
         return completion.text
 
+    def _instructions(self, reply: str, counters: Counter) -> list[str]:
+        """The generated instructions of one reply; an unparseable reply counts as `generation_parse_failures`."""
+        try:
+            return parse_generated_instructions(reply, self.config.instructions_per_call)
+        except ParseError as error:
+            counters["generation_parse_failures"] += 1
+            logger.debug("unparseable generator reply: %s", error)
+            return []
+
     async def iteration(self, number: int) -> tuple[list[Candidate], dict[str, Any]]:
-        """One iteration (PAPERS.md 3): generate, filter against the pool (and, in sedi mode, into diverse
-        batches), answer, score with the RM, and (sedi mode) feed the scores back into the seed pool."""
+        """One iteration (PAPERS.md 3): generate (a JSON batch of tasks per request), filter (heuristics, the
+        shared degenerate-text filter, the pool and, in sedi mode, diverse batches), answer (a degenerate
+        response drops the pair), score with the RM, and (sedi mode) feed the scores back into the seed pool."""
         config, state, counters = self.config, self.state, Counter()
         usage = RoleUsage()
         rng = random.Random(derive_seed(config.seed, f"iteration/{number}"))
@@ -171,14 +186,14 @@ class SediRun:
         shown = [sample_examples(state, config, rng) for _ in range(config.requests_per_iteration)]
         replies = await gather_or_cancel(*(
             self._chat(usage, "generator", self.backends.generator,
-                       format_generation_input([task.instruction for task in examples]),
+                       format_generation_input([task.instruction for task in examples], config.instructions_per_call),
                        f"generate/{number}/{request}", config.temperature,
-                       generation_stop(len(examples), config.instructions_per_call))
+                       generation_format(config.instructions_per_call))
             for request, examples in enumerate(shown)))
         candidates = [Candidate(f"{config.mode}-{number}-{request}-{k}", instruction,
                                 [task.id for task in shown[request]], request)
                       for request, reply in enumerate(replies)
-                      for k, instruction in enumerate(parse_generated_instructions(reply, config.instructions_per_call))]
+                      for k, instruction in enumerate(self._instructions(reply, counters))]
         counters["generated"] += len(candidates)
         # 2. filters, in request order so later candidates are checked against earlier ones
         vectors = (self.embedder.encode([c.instruction for c in candidates])
@@ -186,6 +201,8 @@ class SediRun:
         accepted: list[Candidate] = []
         for index, candidate in enumerate(candidates):
             reason = instruction_filter_reason(candidate.instruction, config.min_words, config.max_words)
+            if reason is None and first_degenerate([candidate.instruction]) is not None:
+                reason = DEGENERATE_TEXT
             nearest = state.pool.nearest(candidate.instruction)
             if nearest is not None:
                 candidate.nearest_id, candidate.nearest_rouge_l = nearest.id, nearest.score
@@ -213,6 +230,10 @@ class SediRun:
                 candidate.response = parse_response(text)
             except ParseError:
                 counters["dropped_empty_response"] += 1
+                self._unplace(candidate)
+                continue
+            if first_degenerate([candidate.response]) is not None:
+                counters[f"dropped_{DEGENERATE_TEXT}"] += 1
                 self._unplace(candidate)
                 continue
             answered.append(candidate)
@@ -283,11 +304,13 @@ def restore_state(state: SediState, output: Path, config: SediConfig, embedder: 
                              "Self-Instruct baseline mode (PAPERS.md 3)")
 async def run_sedi_async(input_path: str | Path, output: str | Path, config: SediConfig, *,
                          backends: SediBackends | None = None, rm: Any = None, embedder: Any = None,
-                         progress: bool = True, handle_sigint: bool = True) -> FilteredRunResult:
+                         progress: bool = True, handle_sigint: bool = True,
+                         overwrite: bool = False) -> FilteredRunResult:
     """Run `config.iterations` iterations from the seed tasks of `input_path` into `output` (module docstring).
 
     `backends`, `rm` (score/score_turns) and `embedder` (encode(texts) -> unit vectors) override what
-    `config` names (tests pass scripted ones); backends built here are closed here.
+    `config` names (tests pass scripted ones); backends built here are closed here. An `output` written with
+    other settings is refused unless `overwrite` (which starts it over).
     """
     output = Path(output)
     counters: Counter = Counter()
@@ -308,11 +331,17 @@ async def run_sedi_async(input_path: str | Path, output: str | Path, config: Sed
     if sedi:
         state.batches = BatchAssembler(config.batch_size, config.batch_threshold, config.open_batches,
                                        config.batch_similarity)
-    for task in tasks:
-        state.pool.add(task.instruction, task.id)
-    restore_state(state, output, config, embedder if sedi and config.batch_similarity == "embedding" else None)
+    # more iterations extend a run like a higher --limit: the finished ones stay valid
+    settings, sinks = generator_settings(config, knobs=("iterations",)), ("", ".iterations.jsonl")
+    if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
+        check_settings(output, settings, sinks=sinks)
     async with configured_backends(config.backends, build=backends is None) as (built, ledger):
-        sedi_run = SediRun(state, backends or SediBackends.from_roles(built), config, scorer, embedder, counters)
+        roles = backends or SediBackends.from_roles(built)
+        claim_output(output, {**settings, **backend_identities(roles)}, overwrite=overwrite, sinks=sinks)
+        for task in tasks:
+            state.pool.add(task.instruction, task.id)
+        restore_state(state, output, config, embedder if sedi and config.batch_similarity == "embedding" else None)
+        sedi_run = SediRun(state, roles, config, scorer, embedder, counters)
         with JsonlSink(output) as kept_sink:
             async def worker(item: dict[str, Any]) -> dict[str, Any]:
                 kept, log = await sedi_run.iteration(item["iteration"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from chat.backends.base import ResponseFormat
 from chat.conversation import Message
-from generate.agents import ParseError
+from generate.agents import ParseError, json_reply, json_schema_format, json_texts, object_schema
 from generate.prompts import render
 
 #: Self-Instruct's filter: tasks a text-only model cannot do (Wang et al. 2023, section 2.3).
@@ -14,24 +15,43 @@ UNSUITABLE_WORDS = ("image", "images", "graph", "graphs", "picture", "pictures",
                     "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
 _UNSUITABLE = re.compile(r"\b(" + "|".join(re.escape(word) for word in UNSUITABLE_WORDS) + r")\b", re.IGNORECASE)
 _TASK_LABEL = re.compile(r"(?:^|\n)[ \t*#]*Task[ \t]*\d+[ \t]*[:.][ \t]*", re.IGNORECASE)
+_LEADING_LABEL = re.compile(r"^[ \t*#]*(?:Task[ \t]*\d+[ \t]*[:.]|\d+[.)](?=\s))[ \t]*", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*(.*)$")
 
 
-def format_generation_input(tasks: Sequence[str]) -> list[Message]:
-    """Self-Instruct's prompt: the sampled example tasks numbered 1..k, then "Task k+1:" to continue."""
-    return [Message("user", render("self_instruct", tasks=list(tasks)))]
+def generation_format(per_call: int) -> ResponseFormat:
+    """The generator's reply (PAPERS.md 3, instruction generation): `{"tasks": [...]}`, 1 to `per_call` tasks."""
+    return json_schema_format("new_tasks", object_schema(
+        tasks={"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": per_call}))
 
 
-def generation_stop(examples: int, per_call: int) -> list[str]:
-    """Stop after `per_call` new tasks: at the label of the task after them."""
-    return [f"Task {examples + per_call + 1}:"]
+def format_generation_input(tasks: Sequence[str], count: int) -> list[Message]:
+    """Self-Instruct's prompt: the sampled example tasks numbered 1..k, then the request for `count` new tasks
+    as a JSON object of `generation_format(count)`."""
+    return [Message("user", render("self_instruct", tasks=list(tasks), count=count))]
+
+
+def _collapsed(texts: Sequence[str]) -> list[str]:
+    """Each text without a leading task label, whitespace collapsed; empty ones dropped."""
+    instructions = [" ".join(_LEADING_LABEL.sub("", text.strip()).split()) for text in texts]
+    return [instruction for instruction in instructions if instruction]
 
 
 def parse_generated_instructions(text: str, limit: int) -> list[str]:
-    """The new tasks of a continuation: the text before the first "Task N:" label is task k+1 (a chat
-    model may repeat that label), each later label starts another; whitespace collapsed, empties dropped."""
+    """The new tasks of a generator reply, at most `limit`, whitespace collapsed, a leading "Task N:" / "N." label
+    removed, empties dropped: the "tasks" of `generation_format`'s JSON object, or (free-text fallback) the text
+    after each "Task N:" label, else each numbered or bulleted line, else each line not ending in ":" (a
+    preamble before the first label or list item is dropped). ParseError for a reply that starts as JSON but
+    is not a complete object with a list of strings "tasks"."""
+    data = json_reply(text, ("tasks",))
+    if data is not None:
+        return _collapsed(json_texts(data, "tasks"))[:limit]
     parts = _TASK_LABEL.split("\n" + text)
-    instructions = [" ".join(part.split()) for part in parts]
-    return [instruction for instruction in instructions if instruction][:limit]
+    if len(parts) > 1:
+        return _collapsed(parts[1:])[:limit]
+    lines = [line for line in text.splitlines() if line.strip()]
+    items = [match.group(1) for line in lines if (match := _LIST_ITEM.match(line))]
+    return _collapsed(items or [line for line in lines if not line.rstrip().endswith(":")])[:limit]
 
 
 def instruction_filter_reason(instruction: str, min_words: int, max_words: int) -> str | None:

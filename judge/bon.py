@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
 from chat.backends.base import ChatBackend
-from chat.conversation import Conversation, Message, content_id
+from chat.conversation import Conversation, content_id
 from chat.errors import BackendError, ConfigError
 from chat.gather import gather_or_cancel
+from chat.user_simulator import format_user_simulator_input, parse_user_turn, user_turn_problem
 from judge import agreement as stats
 from judge.base import Judge
 from judge.rm_judge import ConversationScorer
-from judge.templates import DEFAULT_PROMPT_VERSION, numbered_messages, render
 
 
 @dataclass
@@ -39,8 +39,8 @@ class BonConfig:
 
     turns: user turns per conversation (paper: 3). n_values: candidates per turn to compare (paper: 2, 4, 8).
     temperature / max_tokens: policy sampling; candidate i uses seed `seed + i`.
-    user_temperature / user_max_tokens: the simulated user's replies.
-    prompt_version: user-simulator template version. concurrency: prompts processed at once.
+    user_temperature / user_max_tokens / user_attempts: the simulated user's replies (chat.user_simulator).
+    concurrency: prompts processed at once.
     """
 
     turns: int = field(default=3, metadata={"help": "user turns per conversation (paper: 3)"})
@@ -50,13 +50,16 @@ class BonConfig:
     user_temperature: float = field(default=0.7, metadata={"help": "simulated user temperature"})
     user_max_tokens: int = field(default=192, metadata={"help": "max tokens of a simulated user turn"})
     seed: int = field(default=0, metadata={"help": "candidate i is sampled with seed + i"})
-    prompt_version: str = field(default=DEFAULT_PROMPT_VERSION, metadata={"help": "user simulator prompt version"})
+    user_attempts: int = field(default=3, metadata={"help": "tries per simulated user turn while the filters "
+                                                            "reject it (attempt k uses seed + k)"})
     concurrency: int = field(default=4, metadata={"help": "prompts processed at once"})
     limit: int | None = field(default=None, metadata={"help": "use only the first N prompts"})
 
     def validate(self) -> None:
         if self.turns < 1:
             raise ConfigError(f"turns: expected >= 1, got {self.turns}")
+        if self.user_attempts < 1:
+            raise ConfigError(f"user_attempts: expected >= 1, got {self.user_attempts}")
         if not self.n_values or any(n < 1 for n in self.n_values):
             raise ConfigError(f"n_values: expected positive integers, got {self.n_values}")
 
@@ -80,20 +83,22 @@ class SharedRequests:
         return await asyncio.shield(task) if not task.done() else task.result()
 
 
-def format_user_simulator_input(conversation: Conversation, version: str = DEFAULT_PROMPT_VERSION) -> list[Message]:
-    """Messages asking the simulated user for its next turn, the conversation shown as a transcript."""
-    return [Message("user", render(version, "user_simulator", conversation=numbered_messages(conversation)))]
-
-
-def parse_user_turn(text: str) -> str:
-    """The simulated user's message, stripped of a leading "User:" label; BackendError when empty."""
-    message = text.strip()
-    for label in ("[User]", "User:", "user:"):
-        if message.startswith(label):
-            message = message[len(label):].strip()
-    if not message:
-        raise BackendError("the simulated user returned an empty turn")
-    return message
+async def simulated_user_turn(user_simulator: ChatBackend, conversation: Conversation, config: BonConfig) -> str:
+    """The simulated user's next turn (`chat.user_simulator`: the conversation shown with roles flipped).
+    A reply rejected by the shared filters (scaffolding, degenerate, a copy of the turn before) is asked
+    again with the next seed, `user_attempts` times in all; then BackendError names the last reason."""
+    history = list(conversation.messages)
+    problem = None
+    for attempt in range(config.user_attempts):
+        completion = await user_simulator.chat(format_user_simulator_input(history),
+                                               temperature=config.user_temperature,
+                                               max_tokens=config.user_max_tokens, seed=config.seed + attempt)
+        text = parse_user_turn(completion.text)
+        problem = user_turn_problem(text, history)
+        if problem is None:
+            return text
+    raise BackendError(f"the simulated user's turn was rejected {config.user_attempts} time(s): "
+                       f"{problem.reason}: {problem.detail}")
 
 
 def _key(conversation: Conversation) -> str:
@@ -144,10 +149,7 @@ async def best_of_n_conversation(prompt: Conversation, scorer: LockedScorer, n: 
             answered = conversation
 
             async def make_user() -> str:
-                completion = await user_simulator.chat(
-                    format_user_simulator_input(answered, config.prompt_version),
-                    temperature=config.user_temperature, max_tokens=config.user_max_tokens, seed=config.seed)
-                return parse_user_turn(completion.text)
+                return await simulated_user_turn(user_simulator, answered, config)
 
             conversation = conversation.appended("user", await shared.get("user", (_key(answered),), make_user))
     return conversation, picks

@@ -11,6 +11,7 @@ from typing import Any
 from chat.cli import add_group
 from chat.config import UNSET, add_dataclass_arguments, build_config, config_from_args, load_yaml
 from chat.errors import ConfigError
+from chat.runner.fingerprint import add_overwrite_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                          "LLM judges see both orders. Options from --config YAML or --field flags.")
     _add_job_arguments(pairs)
     add_dataclass_arguments(pairs, JudgeConfig)
+    _add_verdict_mode_alias(pairs)
     pairs.set_defaults(func=run_pairs)
 
     grade = group.add_parser("grade", help="grade conversations 1-10 (LLM) or by reward (RM) into a resumable JSONL",
@@ -31,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                          "Multi-turn dialogues: every turn graded, score = minimum (MT-Bench-101).")
     _add_job_arguments(grade)
     add_dataclass_arguments(grade, JudgeConfig)
+    _add_verdict_mode_alias(grade)
     grade.set_defaults(func=run_grade, judge_default="llm-grade")
 
     agree = group.add_parser("agree", help="agreement of two judges' verdicts or grades: JSON, Markdown, PNG",
@@ -39,11 +42,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                          "position consistency, length bias, per category and per turn.")
     agree.add_argument("--a", required=True, help="reference verdicts: turnwise JSONL, FastChat MT-Bench judgments, "
                                                   "AlpacaEval annotations, or a preference dataset (chosen wins)")
-    agree.add_argument("--b", required=True, help="verdicts to compare with --a (same formats)")
+    agree.add_argument("--b", required=True, nargs="+", help="verdicts to compare with --a (same formats); records "
+                                                             "of both verdict modes (in one file or several) are "
+                                                             "reported per mode, side by side")
     agree.add_argument("-o", "--output", required=True, type=Path, help="report directory")
     agree.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     agree.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     agree.set_defaults(func=run_agree)
+
+    winrate = group.add_parser(
+        "winrate", help="AlpacaEval win rate and length-controlled win rate of model outputs vs reference outputs",
+        description="Win rate of --model-outputs against --reference-outputs (AlpacaEval JSON {instruction, output, "
+                    "generator} or any conversation format, multi-turn included), judged by the configured judge in "
+                    "both orders, or from existing AlpacaEval --annotations. Writes leaderboard.csv (AlpacaEval's "
+                    "columns), report.json, report.md, winrate.png and, when judging, annotations.jsonl (resumable).")
+    winrate.add_argument("--model-outputs", help="outputs of the evaluated model")
+    winrate.add_argument("--reference-outputs", help="outputs of the baseline (AlpacaEval's output_1)")
+    winrate.add_argument("--annotations", nargs="+", help="AlpacaEval annotations instead of judging (one or more "
+                                                          "files; one leaderboard row per evaluated generator)")
+    winrate.add_argument("--model", help="with --annotations: the evaluated generator (default: generator_2)")
+    winrate.add_argument("--instruction-difficulty", help="CSV (index or instruction, difficulty; AlpacaEval's "
+                                                          "instruction_difficulty.csv) or JSON: adds the GLM's "
+                                                          "instruction-difficulty term")
+    winrate.add_argument("--mode", default="community", help="leaderboard `mode` column (default: community)")
+    winrate.add_argument("--lc-bootstrap", type=int, default=200, help="bootstrap refits for the LC standard error")
+    winrate.add_argument("--lc-seed", type=int, default=0, help="seed of the LC bootstrap (default 0)")
+    winrate.add_argument("-o", "--output", required=True, type=Path, help="report directory")
+    winrate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overwrite_argument(winrate)
+    add_dataclass_arguments(winrate, JudgeConfig)
+    _add_verdict_mode_alias(winrate)
+    winrate.set_defaults(func=run_winrate)
+
+    mt_bench = group.add_parser(
+        "mt-bench", help="FastChat MT-Bench judging (pairwise-baseline or single) into FastChat's model_judgment JSONL",
+        description="FastChat llm_judge gen_judgment: turn 1 with --prompt-name, turn 2 with its -multi-turn "
+                    "sibling, math/reasoning/coding with the math prompt and --reference-answers. Output rows have "
+                    "FastChat's fields, so show_result.py reads them.")
+    mt_bench.add_argument("--mode", default="pairwise-baseline", choices=("pairwise-baseline", "single"),
+                          help="pairwise-baseline (each answer file vs --baseline) or single (1-10 grades)")
+    mt_bench.add_argument("--answers", required=True, nargs="+",
+                          help="FastChat answer files (model_answer/*.jsonl; question.jsonl beside or one level up)")
+    mt_bench.add_argument("--baseline", help="the baseline model's answer file (pairwise-baseline)")
+    mt_bench.add_argument("--reference-answers", help="reference answers for math/reasoning/coding "
+                                                      "(FastChat reference_answer/gpt-4.jsonl)")
+    mt_bench.add_argument("--math-prompt-name", help="prompt for math/reasoning/coding (default pair-math-v1 / "
+                                                     "single-math-v1 when the file has it)")
+    mt_bench.add_argument("--judge-model", help="judge name recorded in `judge` (default: the backend's name)")
+    mt_bench.add_argument("-o", "--output", required=True, type=Path,
+                          help="judgment JSONL, e.g. model_judgment/gpt-4_pair.jsonl (resumes if it exists)")
+    mt_bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataclass_arguments(mt_bench, JudgeConfig)
+    _add_verdict_mode_alias(mt_bench)
+    mt_bench.set_defaults(func=run_mt_bench)
 
     bon = group.add_parser("bon", help="multi-turn best-of-N: RM A vs RM B, judged pairwise, win rate per N",
                            description="MUSIC's multi-turn best-of-N evaluation. --policy, --user-sim and the judge's "
@@ -64,10 +115,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bon.set_defaults(func=run_bon)
 
 
+def _add_verdict_mode_alias(parser: argparse.ArgumentParser) -> None:
+    """`--verdict-mode` as well as the field flag `--verdict_mode` (error messages name the hyphenated one)."""
+    from judge.config import VERDICT_MODES
+
+    parser.add_argument("--verdict-mode", dest="verdict_mode", default=UNSET, choices=VERDICT_MODES,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--prompt-file", dest="prompt_file", default=UNSET, help=argparse.SUPPRESS)
+    parser.add_argument("--prompt-name", dest="prompt_name", default=UNSET, help=argparse.SUPPRESS)
+
+
 def _add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="preference pairs or conversations (file or hub id)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output JSONL (resumes if it exists)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overwrite_argument(parser)
 
 
 def _judge_config(args: argparse.Namespace) -> Any:
@@ -84,7 +146,8 @@ def run_pairs(args: argparse.Namespace) -> int:
     from chat.runner import format_summary
     from judge.jobs import judge_pairs_job
 
-    summary = asyncio.run(judge_pairs_job(_judge_config(args), args.input, args.output, progress=not args.no_progress))
+    summary = asyncio.run(judge_pairs_job(_judge_config(args), args.input, args.output, progress=not args.no_progress,
+                                          overwrite=args.overwrite))
     print(format_summary(summary))
     return summary.exit_code
 
@@ -93,7 +156,8 @@ def run_grade(args: argparse.Namespace) -> int:
     from chat.runner import format_summary
     from judge.jobs import grade_job
 
-    summary = asyncio.run(grade_job(_judge_config(args), args.input, args.output, progress=not args.no_progress))
+    summary = asyncio.run(grade_job(_judge_config(args), args.input, args.output, progress=not args.no_progress,
+                                    overwrite=args.overwrite))
     print(format_summary(summary))
     return summary.exit_code
 
@@ -104,19 +168,78 @@ def run_agree(args: argparse.Namespace) -> int:
     if args.bootstrap < 1:
         raise ConfigError(f"--bootstrap: expected >= 1, got {args.bootstrap}")
     report = agree(args.a, args.b, args.output, resamples=args.bootstrap, seed=args.seed)
+    for mode, part in report["by_mode"].items() if "by_mode" in report else [(None, report)]:
+        _print_agreement(part, f"[{mode}] " if mode else "")
+    print(f"report -> {args.output / 'report.md'}")
+    return 0
+
+
+def _print_agreement(report: dict[str, Any], prefix: str) -> None:
     counts = report["counts"]
-    print(f"matched {counts['matched']} records ({counts['compared']} compared; unparseable a "
+    print(f"{prefix}matched {counts['matched']} records ({counts['compared']} compared; unparseable a "
           f"{counts['unparseable_a']}, b {counts['unparseable_b']}; only in a {counts['only_in_a']}, "
           f"only in b {counts['only_in_b']})")
     overall = report["agreement"]
     if report["kind"] == "pairwise" and overall:
-        print(f"accuracy {overall['accuracy']:.3f} [{overall['accuracy_ci'][0]:.3f}, {overall['accuracy_ci'][1]:.3f}], "
-              f"without ties {_num(overall['accuracy_without_ties'])} (n={overall['n_without_ties']}), "
-              f"kappa {_num(overall['kappa'])} [{_num(overall['kappa_ci'][0])}, {_num(overall['kappa_ci'][1])}]")
+        print(f"{prefix}accuracy {overall['accuracy']:.3f} [{overall['accuracy_ci'][0]:.3f}, "
+              f"{overall['accuracy_ci'][1]:.3f}], without ties {_num(overall['accuracy_without_ties'])} "
+              f"(n={overall['n_without_ties']}), kappa {_num(overall['kappa'])} [{_num(overall['kappa_ci'][0])}, "
+              f"{_num(overall['kappa_ci'][1])}]")
     elif report["kind"] == "grade":
-        print(f"Spearman {_num(overall['spearman'])}, Kendall {_num(overall['kendall'])} (n={overall['n']})")
-    print(f"report -> {args.output / 'report.md'}")
-    return 0
+        print(f"{prefix}Spearman {_num(overall['spearman'])}, Kendall {_num(overall['kendall'])} (n={overall['n']})")
+
+
+def run_mt_bench(args: argparse.Namespace) -> int:
+    from chat.runner import format_summary
+    from judge.mt_bench_job import mt_bench_job
+
+    config = _judge_config(args)
+    summary = asyncio.run(mt_bench_job(config, mode=args.mode, answer_files=args.answers, baseline_file=args.baseline,
+                                       reference_file=args.reference_answers, output=args.output,
+                                       prompt_name=config.prompt_name, math_prompt_name=args.math_prompt_name,
+                                       judge_model=args.judge_model, progress=not args.no_progress))
+    print(format_summary(summary))
+    return summary.exit_code
+
+
+def run_winrate(args: argparse.Namespace) -> int:
+    from chat.runner import format_summary
+    from judge.winrate_job import judge_outputs_job, read_annotations, read_difficulty, write_report
+
+    judging = args.model_outputs is not None or args.reference_outputs is not None
+    if judging == bool(args.annotations):
+        raise ConfigError("give either --model-outputs and --reference-outputs (judge them) or --annotations")
+    if judging and (args.model_outputs is None or args.reference_outputs is None):
+        raise ConfigError("--model-outputs and --reference-outputs go together")
+    if args.lc_bootstrap < 0:
+        raise ConfigError(f"--lc-bootstrap: expected >= 0, got {args.lc_bootstrap}")
+    exit_code = 0
+    if judging:
+        annotations_path = args.output / "annotations.jsonl"
+        args.output.mkdir(parents=True, exist_ok=True)
+        summary = asyncio.run(judge_outputs_job(_judge_config(args), args.model_outputs, args.reference_outputs,
+                                                annotations_path, progress=not args.no_progress,
+                                                overwrite=args.overwrite))
+        print(format_summary(summary))
+        exit_code = summary.exit_code
+        annotations = read_annotations(annotations_path)
+    else:
+        annotations = [a for path in args.annotations for a in read_annotations(path, args.model)]
+    difficulty = read_difficulty(args.instruction_difficulty, annotations) if args.instruction_difficulty else None
+    report = write_report(annotations, args.output, mode=args.mode, difficulty=difficulty,
+                          resamples=args.lc_bootstrap, seed=args.lc_seed)
+    for name, part in report["models"].items():
+        row, fit = part["leaderboard"], part["length_controlled"]
+        print(f"{name} vs {row['baseline'] or 'baseline'}: win rate {_num2(row['win_rate'])} "
+              f"(SE {_num2(row['standard_error'])}), LC win rate {_num2(row['length_controlled_winrate'])} "
+              f"(SE {_num2(row['lc_standard_error'])}), n={row['n_total']} ({row['n_unparseable']} unparseable); "
+              "GLM " + ", ".join(f"{k} {v:.3f}" for k, v in fit["coefficients"].items()))
+    print(f"leaderboard -> {args.output / 'leaderboard.csv'}; report -> {args.output / 'report.md'}")
+    return exit_code
+
+
+def _num2(value: Any) -> str:
+    return "n/a" if value is None or value != value else f"{value:.2f}"
 
 
 def _num(value: Any) -> str:

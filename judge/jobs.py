@@ -12,7 +12,7 @@ from chat.conversation import Conversation, PreferencePair
 from chat.formats import FORMATS, detect_format, load_conversations, load_pairs
 from chat.formats.base import CONVERSATION, PAIR
 from chat.errors import InputError
-from chat.runner import RunSummary, run_jobs
+from chat.runner import RunSummary, backend_identities, check_settings, claim_output, config_settings, run_jobs
 from judge.base import JUDGES, Judge, judge_pairs
 from judge.config import JudgeConfig
 from judge import llm as _llm_judges  # noqa: F401  (registers llm-pairwise and llm-grade)
@@ -27,6 +27,7 @@ def build_judge(config: JudgeConfig, ledger: UsageLedger | None = None,
                 cache_path: Path | None = None) -> tuple[Judge, dict[str, ChatBackend]]:
     """The configured judge and the backends it holds (close them with `aclose_backends`)."""
     judge_class = JUDGES.get(config.judge)
+    config.check_prompt()
     backends: Mapping[str, ChatBackend] = {}
     if judge_class is not RMJudge:
         backends = build_backends(config.backend_section(), ledger, cache_path)
@@ -48,6 +49,15 @@ def load_items(path: str | Path, format: str | None, want: str) -> tuple[str, li
     return kind, load_conversations(path, format)
 
 
+def judge_settings(config: JudgeConfig, judge: Judge) -> dict[str, Any]:
+    """What decides a judge job's records (the safe-resume fingerprint, `chat.runner.fingerprint`): the config's
+    record-changing fields, the judge's name (kind, backend, prompt version, verdict mode) and its backend's
+    identity."""
+    backend = getattr(judge, "backend", None)
+    return {**config_settings("judge", config), "judge.name": judge.name,
+            **(backend_identities({"judge": backend}) if backend is not None else {})}
+
+
 def _count_verdict(counters: Counter, winner: str | None, detail: dict[str, Any]) -> None:
     counters[f"winner_{winner}" if winner is not None else "unparseable"] += 1
     counters["unparseable_orders"] += int(detail.get("unparseable_orders", 0))
@@ -55,12 +65,16 @@ def _count_verdict(counters: Counter, winner: str | None, detail: dict[str, Any]
 
 
 async def judge_pairs_job(config: JudgeConfig, input_path: str | Path, output: str | Path, *, progress: bool = True,
-                          cache_path: Path | None = None, judge: Judge | None = None) -> RunSummary:
+                          cache_path: Path | None = None, judge: Judge | None = None,
+                          overwrite: bool = False) -> RunSummary:
     """Judge every preference pair of `input_path` (chosen shown as A, rejected as B; LLM judges run both
-    orders); one VerdictRecord a line in `output`, resumable."""
+    orders); one VerdictRecord a line in `output`, resumable (refused when `output` was written with other
+    settings, unless `overwrite`, which starts it over)."""
     _, pairs = load_items(input_path, config.format, PAIR)
     ledger = UsageLedger()
     backends: dict[str, ChatBackend] = {}
+    if not overwrite:          # refused before any model is loaded; the judge's name and backend are checked next
+        check_settings(output, config_settings("judge", config))
     if judge is None:
         judge, backends = build_judge(config, ledger, cache_path)
     counters: Counter = Counter()
@@ -82,6 +96,7 @@ async def judge_pairs_job(config: JudgeConfig, input_path: str | Path, output: s
 
     batched = isinstance(judge, RMJudge)
     try:
+        claim_output(output, judge_settings(config, judge), overwrite=overwrite)
         return await run_jobs(pairs, None if batched else worker, output, batch_worker=batch_worker if batched else None,
                               batch_size=RM_BATCH if batched else 1, concurrency=1 if batched else config.concurrency,
                               ledger=ledger, counters=counters, description=f"judge pairs ({judge.name})",
@@ -91,11 +106,14 @@ async def judge_pairs_job(config: JudgeConfig, input_path: str | Path, output: s
 
 
 async def grade_job(config: JudgeConfig, input_path: str | Path, output: str | Path, *, progress: bool = True,
-                    cache_path: Path | None = None, judge: Judge | None = None) -> RunSummary:
-    """Grade every conversation of `input_path` (both sides of pair inputs); one GradeRecord a line, resumable."""
+                    cache_path: Path | None = None, judge: Judge | None = None, overwrite: bool = False) -> RunSummary:
+    """Grade every conversation of `input_path` (both sides of pair inputs); one GradeRecord a line, resumable
+    (refused when `output` was written with other settings, unless `overwrite`, which starts it over)."""
     _, conversations = load_items(input_path, config.format, "conversation")
     ledger = UsageLedger()
     backends: dict[str, ChatBackend] = {}
+    if not overwrite:          # refused before any model is loaded; the judge's name and backend are checked next
+        check_settings(output, config_settings("judge", config))
     if judge is None:
         judge, backends = build_judge(config, ledger, cache_path)
     counters: Counter = Counter()
@@ -110,6 +128,7 @@ async def grade_job(config: JudgeConfig, input_path: str | Path, output: str | P
         return GradeRecord(conversation.id, grade.score, judge.name, category, config.turn, grade.detail).to_dict()
 
     try:
+        claim_output(output, judge_settings(config, judge), overwrite=overwrite)
         return await run_jobs(conversations, worker, output, concurrency=config.concurrency, ledger=ledger,
                               counters=counters, description=f"judge grade ({judge.name})", progress=progress,
                               limit=config.limit, input_name=str(input_path))

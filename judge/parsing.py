@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from chat.agents import ParseError
 
@@ -13,6 +14,18 @@ _PAIRWISE_TAG = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE)
 _RATING_TAG = re.compile(r"\[\[\s*(-?\d+(?:\.\d+)?)\s*\]\]")
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
 _WINNER_NAMES = {"a": "A", "b": "B", "c": "tie", "tie": "tie"}
+
+
+#: `response_format` of a re-ask (the prompt asks for exactly this JSON): a constrained backend cannot answer
+#: anything unparseable; the tolerant parsers below still read replies of backends that do not constrain.
+PAIRWISE_VERDICT_FORMAT: dict[str, Any] = {"type": "json_schema", "json_schema": {
+    "name": "pairwise_verdict", "strict": True,
+    "schema": {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["A", "B", "C"]}},
+               "required": ["verdict"], "additionalProperties": False}}}
+RATING_FORMAT: dict[str, Any] = {"type": "json_schema", "json_schema": {
+    "name": "rating", "strict": True,
+    "schema": {"type": "object", "properties": {"rating": {"type": "integer", "enum": list(range(1, 11))}},
+               "required": ["rating"], "additionalProperties": False}}}
 
 
 class VerdictParseError(ParseError):

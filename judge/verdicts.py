@@ -5,8 +5,9 @@ One pairwise record type for every judge, recorded or live:
     {"id", "a", "b", "winner": "A" | "B" | "tie" | null, "judge", "category", "turn", "detail"}
 
 `a` and `b` name what was compared (model names, "chosen"/"rejected"); `winner` is null when the
-judge's output could not be parsed (counted, never guessed). `turn` is the 1-based user turn the
-verdict is about, or null for the whole conversation. Graded judgments use
+judge's output could not be parsed (counted, never guessed). LLM judges record `detail.verdict_mode`
+("text" or "logprob"; logprob verdicts also `detail.probabilities` per order and averaged). `turn` is
+the 1-based user turn the verdict is about, or null for the whole conversation. Graded judgments use
 `{"id", "score", "judge", "category", "turn", "detail"}` with `score` null when unparseable.
 """
 
@@ -58,9 +59,24 @@ class VerdictRecord:
         detail = dict(self.detail)
         if isinstance(detail.get("orders"), dict):
             detail["orders"] = {"AB": swap[detail["orders"].get("BA")], "BA": swap[detail["orders"].get("AB")]}
+        if isinstance(detail.get("probabilities"), dict):
+            probabilities = detail["probabilities"]
+            detail["probabilities"] = {"AB": _swap_outcomes(probabilities.get("BA")),
+                                       "BA": _swap_outcomes(probabilities.get("AB")),
+                                       "mean": _swap_outcomes(probabilities.get("mean"))}
+        if isinstance(detail.get("candidate_mass"), dict):
+            mass = detail["candidate_mass"]
+            detail["candidate_mass"] = {"AB": mass.get("BA"), "BA": mass.get("AB")}
         if "len_a" in detail or "len_b" in detail:
             detail["len_a"], detail["len_b"] = detail.get("len_b"), detail.get("len_a")
         return VerdictRecord(self.id, self.b, self.a, swap[self.winner], self.judge, self.category, self.turn, detail)
+
+
+def _swap_outcomes(probabilities: Any) -> Any:
+    """A logprob verdict's {A, B, tie} probabilities with A and B swapped (None stays None)."""
+    if not isinstance(probabilities, dict):
+        return probabilities
+    return {"A": probabilities.get("B"), "B": probabilities.get("A"), "tie": probabilities.get("tie")}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`turnwise run CONFIG`: the pipeline end to end, resumable stage by stage (issue 8)."""
+"""`turnwise run CONFIG`: the pipeline end to end, resumable stage by stage (DESIGN.md "Main job")."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pipeline.config import STAGES
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a pipeline config end to end (augment -> mix -> rm train -> rm eval + judges -> "
-                    "generate -> report), resumable stage by stage",
+        "run", help="run a pipeline config end to end (augment -> mix -> rm_train: baseline and MUSIC RM -> "
+                    "rm_eval -> bon -> judge -> generate -> report), resumable stage by stage",
         description="Run configs/pipeline/NAME.yaml. Each stage writes RUN/<stage>/ and marks itself done with "
                     "RUN/<stage>/stage.json; rerunning the same command skips done stages and resumes the one "
                     "that was cut off, item by item. The report is RUN/report/report.md.")
@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "earlier stages must be done)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan with estimated LLM calls and tokens per stage; run nothing")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress: neither the bars drawn on a terminal nor the plain lines written every "
+                             "30 s when stderr is a file or pipe")
     parser.set_defaults(func=run_command)
 
 

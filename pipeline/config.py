@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chat.config import load_yaml
 from chat.errors import ConfigError
+from chat.runner.fingerprint import settings_hash
 
-#: The stages of `turnwise run`, in order (DESIGN.md "Main job"; issue 8).
-STAGES = ("augment", "mix", "rm_train", "rm_eval", "judge", "generate", "report")
-#: Stages whose section may be left out (their defaults apply).
-OPTIONAL_SECTIONS = ("rm_eval", "report")
+#: The stages of `turnwise run`, in order (DESIGN.md "Main job"). rm_train trains two RMs (baseline on D, MUSIC
+#: RM on D_aug), rm_eval and bon compare them (PAPERS.md section 1, "Evaluation in the paper").
+STAGES = ("augment", "mix", "rm_train", "rm_eval", "bon", "judge", "generate", "report")
+#: Stages whose section may be left out (their defaults apply; without a `bon` section that stage does nothing).
+OPTIONAL_SECTIONS = ("rm_eval", "bon", "report")
+#: Output layout version of stages whose outputs changed shape; part of their fingerprint, so a run directory
+#: written by an older turnwise shows these stages as `changed` (rerun with --from) instead of reading files
+#: that are not there. Version 2: two RMs (baseline and MUSIC), eval sets split by kind.
+LAYOUT_VERSIONS = {"mix": 2, "rm_train": 2, "rm_eval": 2}
 #: Top-level keys besides the stage sections.
 TOP_LEVEL = ("run_dir", "label", "backends")
 #: Name of the response cache every named backend shares inside the run directory.
@@ -101,6 +105,9 @@ class PipelineConfig:
         return options
 
     def fingerprint(self, stage: str) -> str:
-        """A hash of what decides a stage's output: its section and the named backends it may use."""
-        payload = {"section": self.sections[stage], "backends": self.backends}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """A hash of what decides a stage's output: its section, the named backends it may use and its output
+        layout version."""
+        payload: dict[str, Any] = {"section": self.sections[stage], "backends": self.backends}
+        if stage in LAYOUT_VERSIONS:
+            payload["layout"] = LAYOUT_VERSIONS[stage]
+        return settings_hash(payload)

@@ -163,7 +163,76 @@ def estimate_generate(ctx: StageContext) -> Estimate:
     return total
 
 
-ESTIMATORS = {"augment": estimate_augment, "judge": estimate_judge, "generate": estimate_generate}
+def bon_calls(turns: int, n_values: list[int]) -> tuple[int, int, int]:
+    """(policy, simulated-user, judge) requests of one prompt when the two RMs' trajectories part after turn 1
+    (judge/bon.py): turn 1 samples max(N) candidates once for every N (candidate i is the same request
+    everywhere); each later turn samples N per trajectory, 2 trajectories per N; each trajectory has T - 1
+    user turns; the judge compares one pair per N in both orders. Shared requests make real runs cheaper."""
+    policy = max(n_values) + (turns - 1) * sum(2 * n for n in n_values)
+    return policy, 2 * len(n_values) * (turns - 1), 2 * len(n_values)
+
+
+def estimate_bon(ctx: StageContext) -> Estimate:
+    from judge.bon import BonConfig
+    from judge.config import JudgeConfig
+
+    if not ctx.config.sections["bon"]:
+        return Estimate(items="no bon section", note="skipped")
+    config = ctx.options("bon", BonConfig)
+    config.validate()
+    judge = ctx.options("bon", JudgeConfig, "judge")
+    policy, user, judged = bon_calls(config.turns, config.n_values)
+    note = (f"per prompt <= {policy} policy + {user} user + {judged} judge calls (T={config.turns}, "
+            f"N in {','.join(map(str, config.n_values))}); fewer while the two RMs pick alike")
+    try:
+        rows, size = count_rows(ctx.input_path("bon", "prompts"), config.limit)
+    except ConfigError as exc:
+        return Estimate(items="prompts: not found", note=f"{note}; {exc}")
+    if rows is None:
+        return Estimate(items="prompts: unknown here", note=note)
+    estimate = Estimate(items=f"{rows} prompts", count=rows, calls=rows * (policy + user + judged),
+                        max_calls=rows * (policy + user * config.user_attempts + judged * (1 + judge.max_reasks)),
+                        note=note)
+    estimate.completion_tokens_max = rows * (policy * config.max_tokens
+                                             + user * config.user_attempts * config.user_max_tokens
+                                             + judged * (1 + judge.max_reasks) * judge.max_tokens)
+    history = size + config.turns * (config.max_tokens + config.user_max_tokens) / 2
+    estimate.prompt_tokens = int(rows * ((policy + user) * history
+                                         + judged * (2 * history + ROLE_PROMPT_TOKENS)))
+    return estimate
+
+
+def recipe_value(recipe: dict[str, Any], name: str) -> Any:
+    """A field of the RM recipe, or RMTrainConfig's default (read without building the config, which checks the
+    machine's hardware)."""
+    import dataclasses
+
+    from rm.config import RMTrainConfig
+
+    if name in recipe:
+        return recipe[name]
+    field = next(f for f in dataclasses.fields(RMTrainConfig) if f.name == name)
+    return field.default
+
+
+def estimate_rm_train(ctx: StageContext) -> Estimate:
+    """No LLM calls; the note warns when MUSIC's conversations may be longer than the RM's max_length."""
+    from augment.config import MusicConfig
+
+    from pipeline.divergence import budget_warning
+    from pipeline.stages import rm_recipe
+
+    recipe = rm_recipe(ctx)
+    max_steps = recipe_value(recipe, "max_steps")
+    steps = (f"{max_steps} steps each" if max_steps and int(max_steps) > 0
+             else f"{recipe_value(recipe, 'num_train_epochs'):g} epochs of D_aug, same steps for both")
+    warning = budget_warning(ctx.options("augment", MusicConfig), recipe_value(recipe, "max_length"))
+    return Estimate(items=f"{ctx.baseline_train_split.name} / {ctx.train_split.name} (mix output)",
+                    note=f"no LLM calls; baseline and MUSIC RM, {steps}" + (f"; WARNING: {warning}" if warning else ""))
+
+
+ESTIMATORS = {"augment": estimate_augment, "rm_train": estimate_rm_train, "bon": estimate_bon,
+              "judge": estimate_judge, "generate": estimate_generate}
 
 
 def estimate_stage(ctx: StageContext, stage: str) -> Estimate:
@@ -173,8 +242,8 @@ def estimate_stage(ctx: StageContext, stage: str) -> Estimate:
             return ESTIMATORS[stage](ctx)
         except ConfigError as exc:
             return Estimate(items="?", note=f"cannot estimate: {exc}")
-    inputs = {"mix": "seed pairs + MUSIC pairs", "rm_train": f"{ctx.train_split.name} (mix output)",
-              "rm_eval": f"{ctx.eval_split.name} (mix output)", "report": "every stage's stage.json"}
+    inputs = {"mix": "seed pairs + MUSIC pairs", "rm_eval": "held-out sets of mix, both RMs",
+              "report": "every stage's stage.json"}
     return Estimate(items=inputs[stage], note="no LLM calls")
 
 

@@ -1,14 +1,19 @@
 """The stages of `turnwise run`: each reads the previous stages' outputs in the run directory and writes its own.
 
 Every stage function takes a `StageContext` and returns a `StageOutcome`. Within a stage, work already on disk
-is reused: the MUSIC, judge and generate runners resume item by item from their JSONL sinks, and RM training
-resumes from its newest complete checkpoint.
+is reused: the MUSIC, best-of-N, judge and generate runners resume item by item from their JSONL sinks, and
+rm_train skips an RM it finished and resumes the other from its newest complete checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import json
+import logging
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,16 +23,30 @@ from chat.errors import ConfigError, TurnwiseError
 from chat.runner import FilteredRunResult, RunSummary
 from pipeline.config import PipelineConfig
 
-#: Name of the RM directory inside the rm_train stage directory.
-RM_DIR = "model"
+logger = logging.getLogger(__name__)
+
+#: The two RMs of rm_train (PAPERS.md section 1, "RM training in the paper"): the baseline on D (the original
+#: pairs of the mix's training split) and the MUSIC RM on D_aug = D + MUSIC pairs; same recipe, seed and steps.
+BASELINE_RM, MUSIC_RM = "baseline", "music"
+RM_NAMES = (BASELINE_RM, MUSIC_RM)
+#: Held-out sets rm_eval scores both RMs on, written by mix from its eval split: D's multi-turn pairs (in
+#: Skywork these contrast the last turn only), the held-out MUSIC pairs, and D's single-turn pairs.
+EVAL_SETS = ("multi_turn", "music", "single_turn")
+#: MUSIC pairs per original pair when `mix.ratio` is not given (paper: ~31k MUSIC on ~73k original pairs).
+DEFAULT_MIX_RATIO = 0.42
 
 
 @dataclass
 class StageContext:
-    """What a stage needs: the config, the run directory and whether to draw progress bars."""
+    """What a stage needs: the config, the run directory and whether to draw progress bars.
+
+    rm_name: the RM `reward_model` names (the MUSIC RM, which the judge and generate stages use; rm_train sets
+    it per RM it trains).
+    """
 
     config: PipelineConfig
     progress: bool = True
+    rm_name: str = MUSIC_RM
 
     @property
     def run_dir(self) -> Path:
@@ -98,8 +117,22 @@ class StageContext:
         return Path(f"{self.mix_prefix}.eval.jsonl")
 
     @property
+    def baseline_train_split(self) -> Path:
+        """D: the original pairs of the training split (the baseline RM's data)."""
+        return Path(f"{self.mix_prefix}.train.original.jsonl")
+
+    def train_data(self, rm_name: str) -> Path:
+        return self.baseline_train_split if rm_name == BASELINE_RM else self.train_split
+
+    def eval_set(self, name: str) -> Path:
+        return Path(f"{self.mix_prefix}.eval.{name}.jsonl")
+
+    def rm_dir(self, rm_name: str) -> Path:
+        return self.stage_dir("rm_train") / rm_name
+
+    @property
     def reward_model(self) -> Path:
-        return self.stage_dir("rm_train") / RM_DIR
+        return self.rm_dir(self.rm_name)
 
 
 @dataclass
@@ -169,8 +202,49 @@ def run_augment(ctx: StageContext) -> StageOutcome:
     return check_summary(outcome, result.summary, "augment")
 
 
+def mix_ratio(ctx: StageContext) -> float | None:
+    """`mix.ratio` (default DEFAULT_MIX_RATIO); None, i.e. every MUSIC pair, when `ratio: null` or `count` is set."""
+    section = ctx.config.sections["mix"]
+    if section.get("count") is not None:
+        if section.get("ratio") is not None:
+            raise ConfigError(f"{ctx.config.source}: mix: give either ratio or count, not both")
+        return None
+    return ctx.value("mix", "ratio", DEFAULT_MIX_RATIO, float)
+
+
+def user_turns(row: dict[str, Any]) -> int:
+    return sum(message.get("role") == "user" for message in row.get("chosen") or [])
+
+
+def eval_set_of(row: dict[str, Any]) -> str:
+    """Which EVAL_SETS entry a held-out row belongs to (by `meta.origin` and its number of user turns)."""
+    if (row.get("meta") or {}).get("origin") == "music":
+        return "music"
+    return "multi_turn" if user_turns(row) > 1 else "single_turn"
+
+
+def split_by_kind(ctx: StageContext) -> dict[str, int]:
+    """D's training pairs for the baseline, and the eval split cut into EVAL_SETS; returns their sizes."""
+    from chat.formats import write_jsonl
+
+    def rows(path: Path) -> list[dict[str, Any]]:
+        with path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    train = [row for row in rows(ctx.train_split) if (row.get("meta") or {}).get("origin") != "music"]
+    write_jsonl(train, ctx.baseline_train_split)
+    held_out = rows(ctx.eval_split)
+    sizes = {"baseline_train": len(train)}
+    for name in EVAL_SETS:
+        chosen = [row for row in held_out if eval_set_of(row) == name]
+        write_jsonl(chosen, ctx.eval_set(name))
+        sizes[f"eval_{name}"] = len(chosen)
+    return sizes
+
+
 def run_mix(ctx: StageContext) -> StageOutcome:
-    """D_aug = D + D_MUSIC with a train/eval split (PAPERS.md section 1)."""
+    """D_aug = D + D_MUSIC with a train/eval split (PAPERS.md section 1); D's part of the training split for the
+    baseline RM, and the eval split cut into the held-out sets rm_eval scores."""
     from augment.mix import mix_datasets
 
     section = ctx.section("mix", ("original", "original_format", "ratio", "count", "eval_fraction", "seed",
@@ -179,23 +253,22 @@ def run_mix(ctx: StageContext) -> StageOutcome:
         raise ConfigError(f"{ctx.config.source}: mix.on_error: expected fail or skip")
     original = ctx.input_path("mix", "original") if "original" in section else ctx.input_path("augment", "seeds")
     ctx.stage_dir("mix").mkdir(parents=True, exist_ok=True)
-    result = mix_datasets(original, ctx.music_pairs, ctx.mix_prefix, ratio=ctx.value("mix", "ratio", None, float),
+    result = mix_datasets(original, ctx.music_pairs, ctx.mix_prefix, ratio=mix_ratio(ctx),
                           count=ctx.value("mix", "count", None, int),
                           eval_fraction=ctx.value("mix", "eval_fraction", 0.05, float),
                           seed=ctx.value("mix", "seed", 0, int),
                           original_format=ctx.value("mix", "original_format", None, str),
                           on_error=ctx.value("mix", "on_error", "fail", str))
     counts = result.to_dict()
-    outputs = {"train": counts.pop("train_path"), "eval": counts.pop("eval_path")}
+    outputs = {"train": counts.pop("train_path"), "eval": counts.pop("eval_path"),
+               "baseline_train": str(ctx.baseline_train_split)}
+    counts.update(split_by_kind(ctx))
+    outputs.update({f"eval_{name}": str(ctx.eval_set(name)) for name in EVAL_SETS})
     return StageOutcome(outputs=outputs, counts=counts)
 
 
-def rm_train_values(ctx: StageContext) -> dict[str, Any]:
-    """The RMTrainConfig values of the rm_train stage: a configs/rm file and/or a mapping, then `overrides`,
-    with the data and output paths of this run (validated here, so a bad value fails before training)."""
-    from rm.config import RMTrainConfig
-    from rm.train import resume_argument
-
+def rm_recipe(ctx: StageContext) -> dict[str, Any]:
+    """The RM recipe of the rm_train stage: a configs/rm file and/or a mapping, then `overrides` (both RMs)."""
     section = ctx.section("rm_train", ("config", "overrides", "accelerate_config"))
     base = section.get("config") or {}
     if isinstance(base, str):
@@ -205,9 +278,46 @@ def rm_train_values(ctx: StageContext) -> dict[str, Any]:
     overrides = section.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"{ctx.config.source}: rm_train.overrides: expected a mapping")
-    output_dir = ctx.reward_model
-    values = {**base, **overrides, "train_data": str(ctx.train_split), "eval_data": str(ctx.eval_split),
+    return {**base, **overrides}
+
+
+def count_lines(path: Path) -> int:
+    with path.open(encoding="utf-8") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def shared_max_steps(ctx: StageContext, recipe: dict[str, Any]) -> tuple[int, str]:
+    """(optimizer steps, how they were set) for both RMs. Same steps for D and the larger D_aug: the recipe's
+    max_steps; without one, num_train_epochs over D_aug's training split on one process (the baseline then
+    sees D more often); with accelerate_config the recipe must give max_steps (the step count per epoch
+    depends on the number of processes)."""
+    from rm.config import RMTrainConfig
+
+    config = ctx.build(RMTrainConfig, {**recipe, "output_dir": str(ctx.rm_dir(MUSIC_RM))}, "rm_train")
+    if config.max_steps and config.max_steps > 0:
+        return int(config.max_steps), "max_steps of the recipe"
+    if ctx.config.sections["rm_train"].get("accelerate_config"):
+        raise ConfigError(f"{ctx.config.source}: rm_train: set max_steps in the RM recipe (config or overrides): "
+                          "both RMs train for the same number of optimizer steps, and with accelerate_config the "
+                          "steps per epoch depend on the number of processes")
+    pairs = count_lines(ctx.train_split)
+    per_epoch = max(math.ceil(pairs / config.train_batch_size) // config.gradient_accumulation_steps, 1)
+    steps = max(math.ceil(config.num_train_epochs * per_epoch), 1)
+    return steps, (f"num_train_epochs {config.num_train_epochs:g} x {per_epoch} steps over the {pairs} pairs of "
+                   "D_aug's training split")
+
+
+def rm_train_values(ctx: StageContext, rm_name: str = MUSIC_RM, max_steps: int | None = None) -> dict[str, Any]:
+    """The RMTrainConfig values of one RM of the rm_train stage: the recipe with this RM's data and output
+    paths and the shared step count (validated here, so a bad value fails before training)."""
+    from rm.config import RMTrainConfig
+    from rm.train import resume_argument
+
+    output_dir = ctx.rm_dir(rm_name)
+    values = {**rm_recipe(ctx), "train_data": str(ctx.train_data(rm_name)), "eval_data": str(ctx.eval_split),
               "output_dir": str(output_dir)}
+    if max_steps is not None:
+        values["max_steps"] = max_steps
     if any(output_dir.glob("checkpoint-*")) and resume_argument("last", output_dir):
         values["resume_from_checkpoint"] = "last"
     ctx.build(RMTrainConfig, values, "rm_train")
@@ -215,8 +325,14 @@ def rm_train_values(ctx: StageContext) -> dict[str, Any]:
 
 
 def train_with_accelerate(ctx: StageContext, values: dict[str, Any], accelerate_config: str) -> dict[str, Any]:
-    """Multi-GPU training: `accelerate launch --config_file F -m chat.cli rm train --config RUN/rm_train/train.yaml`
-    in a child process; returns the TrainResult it recorded in the model's metadata."""
+    """Multi-process training: `accelerate launch --config_file F -m chat.cli rm train --config
+    RUN/rm_train/<rm>.train.yaml` in a child process; returns the TrainResult it recorded in the model's metadata.
+
+    Each rank's output also goes to RUN/rm_train/launch/<rm>/ (torchrun's `--tee`/`--log_dir`); a failed rank
+    stops the stage with one line naming the rank, its exit code and its last log line, and the stage is not
+    marked done (a rerun resumes from the newest complete checkpoint).
+    """
+    import shutil
     import subprocess
     import sys
 
@@ -226,61 +342,266 @@ def train_with_accelerate(ctx: StageContext, values: dict[str, Any], accelerate_
 
     if not Path(accelerate_config).is_file():
         raise ConfigError(f"{ctx.config.source}: rm_train.accelerate_config: {accelerate_config}: no such file")
-    train_yaml = ctx.stage_dir("rm_train") / "train.yaml"
+    train_yaml = ctx.stage_dir("rm_train") / f"{ctx.rm_name}.train.yaml"
     train_yaml.parent.mkdir(parents=True, exist_ok=True)
     train_yaml.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
+    log_dir = ctx.stage_dir("rm_train") / "launch" / ctx.rm_name
+    shutil.rmtree(log_dir, ignore_errors=True)  # only this attempt's rank logs, so the failed rank's are found
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
-               "-m", "chat.cli", "rm", "train", "--config", str(train_yaml)]
-    if subprocess.run(command).returncode != 0:
-        raise TurnwiseError(f"rm_train: `{' '.join(command)}` failed (its output is above); rerun to resume from "
-                            "the last checkpoint")
+               "--tee", "3", "--log_dir", str(log_dir), "-m", "chat.cli", "rm", "train", "--config", str(train_yaml)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace")
+    tail: collections.deque[str] = collections.deque(maxlen=400)
+    for line in process.stderr or ():  # shown as it comes; the end is kept for the failure summary
+        sys.stderr.write(line)
+        tail.append(line.rstrip("\n"))
+    code = process.wait()
+    if code != 0:
+        raise TurnwiseError(f"rm_train ({ctx.rm_name}): {launch_failure(code, list(tail), log_dir)}; rerun to "
+                            "resume from the last checkpoint")
     return json.loads((ctx.reward_model / METADATA_FILE).read_text(encoding="utf-8"))["result"]
 
 
-def run_rm_train(ctx: StageContext) -> StageOutcome:
-    """Bradley-Terry RM on the mixed training split (PAPERS.md section 1, "RM training in the paper")."""
+#: One failed rank in torchrun's failure summary: rank, local rank, exit code (negative: killed by that signal).
+RANK_FAILURE = re.compile(r"rank\s*:\s*(\d+)\s*\(local_rank:\s*(\d+)\)\s*\n\s*exitcode\s*:\s*(-?\d+)")
+#: The "[rank1]: " prefix torch puts on every line a rank writes.
+RANK_PREFIX = re.compile(r"^\[(?:rank|default)\d+\]:\s?")
+
+
+def launch_failure(code: int, stderr_tail: list[str], log_dir: Path) -> str:
+    """One line for a failed `accelerate launch`: the rank that failed first, its exit code and its last log line
+    (from torchrun's failure summary and the rank logs in `log_dir`); the launcher's own exit code and last line
+    when there is no summary (a launch that failed before starting ranks).
+
+    torchrun's "first observed failure" can name a rank that only died because another one did (both are seen in
+    the same poll), so the rank is chosen here: one that exited with an error before one killed by a signal, then
+    the one whose log stopped first (the others go on logging their broken connection to it).
+    """
+    start = next((i for i, line in enumerate(stderr_tail) if line.strip() == "Failures:"), None)
+    failures = RANK_FAILURE.findall("\n".join(stderr_tail[start:])) if start is not None else []
+    if not failures:
+        last = next((line.strip() for line in reversed(stderr_tail) if line.strip()), "no output")
+        return f"`accelerate launch` exited with code {code}: {last}"
+
+    def rank_log(local_rank: str) -> Path | None:
+        logs = sorted(log_dir.rglob(f"attempt_*/{local_rank}/stderr.log"), key=lambda p: p.stat().st_mtime)
+        return logs[-1] if logs else None
+
+    def order(failure: tuple[str, str, str]) -> tuple[bool, float]:
+        log = rank_log(failure[1])
+        return int(failure[2]) < 0, log.stat().st_mtime if log else float("inf")
+
+    rank, local_rank, exitcode = min(set(failures), key=order)
+    log = rank_log(local_rank)
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log else []
+    last = next((RANK_PREFIX.sub("", line).strip() for line in reversed(lines) if line.strip()), "no output")
+    others = len(set(failures)) - 1
+    also = f"; {others} other rank(s) failed after it" if others else ""
+    return f"rank {rank} failed with exit code {exitcode}: {last} (rank logs: {log_dir}{also})"
+
+
+def trained_marker(ctx: StageContext, rm_name: str) -> Path:
+    """Written when one RM of the stage finished training: a resumed stage does not train it again."""
+    return ctx.stage_dir("rm_train") / f"{rm_name}.result.json"
+
+
+def divergence_truncation(ctx: StageContext, values: dict[str, Any]) -> dict[str, Any]:
+    """Training pairs of D_aug whose divergence turn the RM's left truncation removes, counted with the RM's
+    tokenizer and the trainer's encoder (pipeline/divergence.py), by origin."""
+    from rm.config import RMTrainConfig
+    from rm.data import load_preference_pairs
+    from rm.encoding import ConversationEncoder
+    from rm.train import load_tokenizer
+
+    from pipeline.divergence import count_divergence_truncation
+
+    from chat.runner.sink import write_json_atomic
+
+    saved = ctx.stage_dir("rm_train") / "divergence_truncation.json"
+    if saved.is_file():
+        return json.loads(saved.read_text(encoding="utf-8"))
+    config = ctx.build(RMTrainConfig, values, "rm_train")
+    encoder = ConversationEncoder(load_tokenizer(config), config.max_length)
+    counts = count_divergence_truncation(load_preference_pairs(str(ctx.train_split)), encoder)
+    music = counts.get("music")
+    if music is not None and music.lost:
+        logger.warning("%d of %d MUSIC training pairs lost their divergence turn to the RM's max_length %s "
+                       "(they teach nothing); e.g. %s", music.lost, music.pairs, config.max_length,
+                       ", ".join(music.examples))
+    result = {"max_length": config.max_length, **{origin: entry.to_dict() for origin, entry in counts.items()}}
+    write_json_atomic(saved, result)
+    return result
+
+
+def music_budget_warning(ctx: StageContext, max_length: int | None) -> str | None:
+    """The augment config's conversation cap vs the RM's max_length (pipeline/divergence.py)."""
+    from augment.config import MusicConfig
+
+    from pipeline.divergence import budget_warning
+
+    return budget_warning(ctx.options("augment", MusicConfig), max_length)
+
+
+def train_one(ctx: StageContext, rm_name: str, max_steps: int) -> dict[str, Any]:
+    """Train (or resume) one RM of the stage; its TrainResult as a dict, recorded in `trained_marker`."""
     from rm.config import RMTrainConfig
     from rm.train import train_reward_model
 
-    values = rm_train_values(ctx)
+    from chat.runner.sink import write_json_atomic
+
+    marker = trained_marker(ctx, rm_name)
+    if marker.is_file():
+        logger.info("rm_train: the %s RM is trained already (%s)", rm_name, marker)
+        return json.loads(marker.read_text(encoding="utf-8"))
+    values = rm_train_values(ctx, rm_name, max_steps)
     accelerate_config = ctx.config.sections["rm_train"].get("accelerate_config")
     if accelerate_config:
-        result = train_with_accelerate(ctx, values, str(accelerate_config))
+        result = train_with_accelerate(dataclasses.replace(ctx, rm_name=rm_name), values, str(accelerate_config))
     else:
-        result = train_reward_model(ctx.build(RMTrainConfig, values, "rm_train"))
-        result = result.to_dict()
-    counts = {"train_pairs": result["train_pairs"], "eval_pairs": result["eval_pairs"],
-              "global_step": result["global_step"],
-              "truncated_sequences": result["truncation"]["train"]["truncated_sequences"],
-              "train_tokens": result["train_tokens"]}
-    metrics = {"eval_accuracy": result["eval_metrics"].get("eval_accuracy"),
-               "eval_loss": result["eval_metrics"].get("eval_loss"),
-               "train_loss": result["train_metrics"].get("train_loss"),
-               "tokens_per_second": result["tokens_per_second"]}
-    return StageOutcome(outputs={"model": str(result["output_dir"])}, counts=counts, metrics=metrics)
+        result = train_reward_model(ctx.build(RMTrainConfig, values, "rm_train")).to_dict()
+    write_json_atomic(marker, result)
+    return result
+
+
+def run_rm_train(ctx: StageContext) -> StageOutcome:
+    """Two Bradley-Terry RMs with one recipe, seed and number of optimizer steps: the baseline on D and the MUSIC
+    RM on D_aug (PAPERS.md section 1, "RM training in the paper"); one after the other, each resumable."""
+    recipe = rm_recipe(ctx)
+    max_steps, steps_from = shared_max_steps(ctx, recipe)
+    truncation = divergence_truncation(ctx, rm_train_values(ctx, MUSIC_RM, max_steps))
+    warning = music_budget_warning(ctx, truncation["max_length"])
+    if warning:
+        logger.warning("rm_train: %s", warning)
+    outcome = StageOutcome(counts={"max_steps": max_steps, "steps_from": steps_from,
+                                   "divergence_truncation": truncation},
+                           metrics={"budget_warning": warning})
+    for rm_name in RM_NAMES:
+        result = train_one(ctx, rm_name, max_steps)
+        outcome.outputs[rm_name] = str(result["output_dir"])
+        outcome.counts[rm_name] = {"train_pairs": result["train_pairs"], "eval_pairs": result["eval_pairs"],
+                                   "global_step": result["global_step"],
+                                   "truncated_sequences": result["truncation"]["train"]["truncated_sequences"],
+                                   "train_tokens": result["train_tokens"]}
+        outcome.metrics[rm_name] = {"eval_accuracy": result["eval_metrics"].get("eval_accuracy"),
+                                    "eval_loss": result["eval_metrics"].get("eval_loss"),
+                                    "train_loss": result["train_metrics"].get("train_loss"),
+                                    "tokens_per_second": result["tokens_per_second"]}
+    steps = {rm_name: outcome.counts[rm_name]["global_step"] for rm_name in RM_NAMES}
+    if len(set(steps.values())) > 1:
+        logger.warning("rm_train: the RMs stopped after different numbers of steps: %s", steps)
+    return outcome
+
+
+def accuracy_summary(report: Any) -> dict[str, Any]:
+    summary = report.to_dict()
+    return {"accuracy": summary["accuracy"], "ci95": summary["ci95"], "n": summary["n"],
+            "baselines": {name: value["accuracy"] for name, value in summary["baselines"].items()}}
+
+
+def rewardbench_metrics(model: Any, source: str, output_dir: Path, *, split: str, limit: int | None,
+                        resamples: int, seed: int) -> tuple[dict[str, Any], dict[str, Path]]:
+    """RewardBench (v1 pairs or v2 best-of-4) through rm/rewardbench.py: section scores, and for v1 the pairwise
+    accuracy with its bootstrap CI."""
+    import numpy as np
+
+    from rm.evaluate import bootstrap_accuracy
+    from rm.rewardbench import V1, evaluate_benchmark, read_benchmark, score_items, write_benchmark
+
+    data = read_benchmark(source, split, limit)
+    rewards = score_items(model, data.items)
+    result = evaluate_benchmark(data, rewards, model=model.name)
+    paths = write_benchmark(result, data, rewards, output_dir)
+    metrics: dict[str, Any] = {"layout": data.layout, "n": len(data.items), "sections": result.sections}
+    outcomes = np.array([o for o in result.outcomes if o is not None], dtype=float)
+    if data.layout == V1 and len(outcomes):
+        accuracy = bootstrap_accuracy(outcomes, resamples, seed)
+        metrics.update(accuracy=accuracy.accuracy, ci95=[accuracy.ci_low, accuracy.ci_high])
+    return metrics, paths
 
 
 def run_rm_eval(ctx: StageContext) -> StageOutcome:
-    """Pairwise accuracy of the trained RM on the held-out split, with length baselines and groups (issue 3)."""
+    """Both RMs on the held-out sets (D's multi-turn pairs, held-out MUSIC pairs, D's single-turn pairs) and on
+    a RewardBench file when given: accuracy with bootstrap CI per set (PAPERS.md section 1)."""
     from rm.data import load_preference_pairs
     from rm.evaluate import evaluate_scores, write_report
     from rm.model import RewardModel
 
-    ctx.section("rm_eval", ("bootstrap", "seed", "device"))
+    ctx.section("rm_eval", ("bootstrap", "seed", "device", "rewardbench", "rewardbench_split", "rewardbench_limit"))
     resamples, seed = ctx.value("rm_eval", "bootstrap", 1000, int), ctx.value("rm_eval", "seed", 0, int)
-    pairs = load_preference_pairs(str(ctx.eval_split), None, None)
-    model = RewardModel.load(str(ctx.reward_model), device=ctx.value("rm_eval", "device", None, str))
-    scores = model.score_pairs(pairs)
-    report = evaluate_scores(pairs, scores, model=str(ctx.reward_model), data=str(ctx.eval_split),
-                             resamples=resamples, seed=seed)
-    paths = write_report(report, scores, pairs, ctx.stage_dir("rm_eval"))
-    summary = report.to_dict()
-    metrics = {"accuracy": summary["accuracy"], "ci95": summary["ci95"], "n": summary["n"],
-               "baselines": {name: value["accuracy"] for name, value in summary["baselines"].items()},
-               "groups": {key: {value: acc["accuracy"] for value, acc in table.items()}
-                          for key, table in summary["groups"].items()}}
-    return StageOutcome(outputs={name: str(path) for name, path in paths.items()}, counts={"pairs": len(pairs)},
-                        metrics=metrics)
+    rewardbench = ctx.input_path("rm_eval", "rewardbench") if ctx.config.sections["rm_eval"].get("rewardbench") \
+        else None
+    sets = {name: load_preference_pairs(str(ctx.eval_set(name)), None, None) if count_lines(ctx.eval_set(name))
+            else [] for name in EVAL_SETS}
+    outcome = StageOutcome(counts={name: len(pairs) for name, pairs in sets.items()})
+    metrics: dict[str, dict[str, Any]] = {name: {} for name in (*EVAL_SETS, *(["rewardbench"] if rewardbench else []))}
+    for rm_name in RM_NAMES:
+        model = RewardModel.load(str(ctx.rm_dir(rm_name)), device=ctx.value("rm_eval", "device", None, str))
+        model.name = model.name or rm_name
+        for name, pairs in sets.items():
+            if not pairs:
+                continue
+            scores = model.score_pairs(pairs)
+            report = evaluate_scores(pairs, scores, model=str(ctx.rm_dir(rm_name)), data=str(ctx.eval_set(name)),
+                                     resamples=resamples, seed=seed)
+            paths = write_report(report, scores, pairs, ctx.stage_dir("rm_eval") / rm_name / name)
+            metrics[name][rm_name] = accuracy_summary(report)
+            outcome.outputs[f"{rm_name}_{name}"] = str(paths["markdown"])
+            if rm_name == MUSIC_RM and name == "music":
+                outcome.outputs["histogram"] = str(paths["histogram"])
+        if rewardbench:
+            metrics["rewardbench"][rm_name], paths = rewardbench_metrics(
+                model, rewardbench, ctx.stage_dir("rm_eval") / rm_name / "rewardbench",
+                split=ctx.value("rm_eval", "rewardbench_split", "train", str),
+                limit=ctx.value("rm_eval", "rewardbench_limit", None, int), resamples=resamples, seed=seed)
+            outcome.outputs[f"{rm_name}_rewardbench"] = str(paths["markdown"])
+            outcome.counts["rewardbench"] = metrics["rewardbench"][rm_name]["n"]
+    outcome.metrics = metrics
+    return outcome
+
+
+def run_bon(ctx: StageContext) -> StageOutcome:
+    """MUSIC's multi-turn best-of-N (PAPERS.md section 1, "Evaluation in the paper"; judge/bon.py): from each
+    first prompt, per N, the MUSIC RM and the baseline RM each pick among the same N policy samples per turn,
+    a simulated user continues; the judge compares the two conversations in both orders. Win rate of the
+    MUSIC RM (ties and order-inconsistent verdicts 0.5) with its bootstrap CI, per N."""
+    from judge.bon import BonConfig
+    from judge.bon_job import run_bon_job
+    from judge.config import JudgeConfig
+
+    section = ctx.section("bon", ("prompts", "prompts_format", "backends", "config", "judge", "device"))
+    if not section:
+        return StageOutcome(counts={"skipped": "no bon section in the config"})
+    prompts = ctx.input_path("bon", "prompts")
+    backends = ctx.config.resolve_backends(section.get("backends"), "bon.backends")
+    if not backends:
+        raise ConfigError(f"{ctx.config.source}: bon.backends: name the policy, user_sim and judge backends")
+    config = ctx.options("bon", BonConfig)
+    config.validate()
+    judge_config = ctx.options("bon", JudgeConfig, "judge")
+    if judge_config.judge == "rm":
+        raise ConfigError(f"{ctx.config.source}: bon.judge.judge: the judge of two RMs' conversations cannot be "
+                          "an RM; use llm-pairwise")
+    if judge_config.backends:
+        raise ConfigError(f"{ctx.config.source}: bon.judge.backends: name the judge's backend under bon.backends "
+                          f"(role {judge_config.backend_role!r})")
+    for role in ("policy", "user_sim", judge_config.backend_role):
+        if role not in backends:
+            raise ConfigError(f"{ctx.config.source}: bon.backends.{role}: missing (roles: policy, user_sim, "
+                              f"{judge_config.backend_role})")
+    directory = ctx.stage_dir("bon")
+    summary, report = asyncio.run(run_bon_job(
+        config, judge_config, backends, rm_a=str(ctx.rm_dir(MUSIC_RM)), rm_b=str(ctx.rm_dir(BASELINE_RM)),
+        policy_role="policy", user_role="user_sim", prompts=prompts,
+        prompts_format=ctx.value("bon", "prompts_format", None, str), output_dir=directory,
+        device=ctx.value("bon", "device", None, str), progress=ctx.progress))
+    outcome = StageOutcome(outputs={"conversations": str(directory / "conversations.jsonl"),
+                                    "markdown": str(directory / "report.md"), "json": str(directory / "report.json"),
+                                    "plot": str(directory / "win_rate.png")},
+                           counts={"prompts": summary.total, "turns": config.turns, "n_values": config.n_values,
+                                   "requests": report.get("calls", {})},
+                           usage=usage_of(summary),
+                           metrics={"rm_a": MUSIC_RM, "rm_b": BASELINE_RM, "judge": report.get("judge"),
+                                    "by_n": json.loads(json.dumps(report["by_n"]).replace("NaN", "null"))})
+    return check_summary(outcome, summary, "bon")
 
 
 def write_label_verdicts(pairs_path: Path, output: Path) -> int:
@@ -373,5 +694,5 @@ def run_generate(ctx: StageContext) -> StageOutcome:
 
 #: Stage name -> its function (the report stage lives in pipeline.report).
 STAGE_FUNCTIONS: dict[str, Callable[[StageContext], StageOutcome]] = {
-    "augment": run_augment, "mix": run_mix, "rm_train": run_rm_train, "rm_eval": run_rm_eval,
+    "augment": run_augment, "mix": run_mix, "rm_train": run_rm_train, "rm_eval": run_rm_eval, "bon": run_bon,
     "judge": run_judge, "generate": run_generate}

@@ -14,7 +14,7 @@ class RMTrainConfig(RewardConfig):
     r"""Configuration of `turnwise rm train` (every `RewardConfig` / `TrainingArguments` field is accepted too).
 
     Parameters that control the model:
-        model_name_or_path: checkpoint loaded with `AutoModelForSequenceClassification` (`embedded`, `minilm` allowed).
+        model_name_or_path: checkpoint loaded with `AutoModelForSequenceClassification` (or a `turnwise list models` name).
         model_config: build the model from this config with random weights instead (tests, architecture benchmarks).
         tokenizer_name_or_path, attn_implementation, model_dtype.
     Parameters that control the data:
@@ -55,8 +55,8 @@ class RMTrainConfig(RewardConfig):
 
     # Parameters that control the model
     model_name_or_path: str = field(
-        default="embedded",
-        metadata={"help": "Model checkpoint (path or hub id; `embedded` = Gemma 3 270M, `minilm` = MiniLM encoder)."},
+        default="gemma3-270m",
+        metadata={"help": "Model checkpoint (path or hub id; a registered name from `turnwise list models`, e.g. `gemma3-270m` or `minilm`)."},
     )
     model_config: dict | None = field(
         default=None,

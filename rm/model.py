@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +56,16 @@ def default_attn_implementation(model_type: str) -> str | None:
 
 
 def load_sequence_classifier(path: str, *, dtype: torch.dtype | None = None, attn_implementation: str | None = None,
-                             quantization_config: Any = None, device: torch.device | None = None) -> Any:
+                             quantization_config: Any = None, device: torch.device | None = None,
+                             trust_remote_code: bool = False) -> Any:
     """`AutoModelForSequenceClassification` with one label, Gemma-2 eager attention, the right dtype/device."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a model directory or known model: {exc}") from None
-    kwargs: dict[str, Any] = {"num_labels": 1}
+    kwargs: dict[str, Any] = {"num_labels": 1, "trust_remote_code": trust_remote_code}
     attn = attn_implementation or default_attn_implementation(config.model_type)
     if attn:
         kwargs["attn_implementation"] = attn
@@ -97,6 +99,7 @@ class RewardModel:
             max_length = getattr(unwrap_model(model).config, "max_position_embeddings", None)
         self.encoder = ConversationEncoder(tokenizer, max_length)
         self.name = name
+        self.metadata: dict[str, Any] = {}   # the METADATA_FILE of a loaded RM
         self.one_pass_turns = is_last_token_pooling(model)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.device = next(model.parameters()).device
@@ -110,10 +113,13 @@ class RewardModel:
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
              base_model: str | None = None, max_length: int | None = None, token_budget: int | None = None,
-             attn_implementation: str | None = None, dynamic_int8: bool = False) -> "RewardModel":
+             attn_implementation: str | None = None, dynamic_int8: bool = False,
+             trust_remote_code: bool = False, revision: str | None = None) -> "RewardModel":
         """Load a full RM directory, a PEFT adapter directory (base + adapter + head) or a quantized RM.
 
-        `path` may also be `embedded` / `minilm` (an untrained head: useful only for tests/benchmarks).
+        `path` may also be a hub id (`org/name`, at `revision`) of a full RM or a LoRA adapter, or
+        `embedded` / `minilm` (an untrained head: useful only for tests/benchmarks).
+        `trust_remote_code` lets transformers run the model repository's own modelling code.
         dtype defaults to bfloat16 on GPU and float32 on CPU; max_length to the one it was trained with.
         `dynamic_int8` (CPU only, off by default): see `quantize_dynamic_int8`; faster, but scores change.
         """
@@ -122,6 +128,8 @@ class RewardModel:
         from chat.embedded import resolve_model
 
         resolved = resolve_model(str(path))
+        if not Path(resolved).exists() and looks_like_hub_id(resolved):
+            resolved = download_hub_model(resolved, revision)
         directory = Path(resolved)
         device = torch.device(device) if device is not None else default_device()
         if dynamic_int8 and device.type != "cpu":
@@ -135,16 +143,18 @@ class RewardModel:
             from peft import PeftModel
 
             base = base_model or _adapter_base(directory, adapter_config, metadata)
-            model = load_sequence_classifier(base, dtype=dtype, attn_implementation=attn, device=device)
+            model = load_sequence_classifier(base, dtype=dtype, attn_implementation=attn, device=device,
+                                             trust_remote_code=trust_remote_code)
             model = PeftModel.from_pretrained(model, str(directory))
             model.to(device)
             tokenizer_source = str(directory) if (directory / "tokenizer_config.json").is_file() else base
         else:
             if directory.exists() and not (directory / "config.json").is_file():
                 raise ConfigError(f"{directory}: no config.json or adapter_config.json: not a reward model directory")
-            model = load_sequence_classifier(resolved, dtype=dtype, attn_implementation=attn, device=device)
+            model = load_sequence_classifier(resolved, dtype=dtype, attn_implementation=attn, device=device,
+                                             trust_remote_code=trust_remote_code)
             tokenizer_source = resolved
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, trust_remote_code=trust_remote_code)
         if model.config.pad_token_id is None:
             from rm.encoding import ensure_pad_token
 
@@ -154,8 +164,10 @@ class RewardModel:
             logger.warning("%s has no %s: if it is not a trained reward model its head is random", resolved, METADATA_FILE)
         if dynamic_int8:
             model = quantize_dynamic_int8(model)
-        return cls(model, tokenizer, max_length=max_length or metadata.get("max_length"), token_budget=token_budget,
-                   name=str(path))
+        loaded = cls(model, tokenizer, max_length=max_length or metadata.get("max_length"), token_budget=token_budget,
+                     name=str(path))
+        loaded.metadata = metadata
+        return loaded
 
     # ------------------------------------------------------------------ scoring
     def encode(self, conversation: ConversationLike, *, with_turn_ends: bool = False) -> EncodedConversation:
@@ -238,6 +250,31 @@ class RewardModel:
         score_a, score_b = self.score([a, b])
         winner = "a" if score_a > score_b else "b" if score_b > score_a else "tie"
         return Preference(winner, score_a, score_b)
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """`owner/name` (letters, digits, `.`, `-`, `_`): a hub repository rather than a local path."""
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", text)) and not text.startswith((".", "/"))
+
+
+def download_hub_model(repo_id: str, revision: str | None = None) -> str:
+    """Local snapshot of a hub RM (full model or LoRA adapter, told apart by `adapter_config.json` through
+    huggingface_hub's API); training checkpoints in the repository are not downloaded."""
+    import huggingface_hub
+
+    try:
+        is_adapter = huggingface_hub.file_exists(repo_id, "adapter_config.json", revision=revision)
+        directory = huggingface_hub.snapshot_download(repo_id, revision=revision,
+                                                      ignore_patterns=["checkpoint-*", "last-checkpoint/*"])
+    except Exception as exc:  # noqa: BLE001 - network, auth and missing-repo errors are one clear config error
+        raise ConfigError(f"{repo_id}: no such directory, and cannot fetch it from the hub: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    found = (Path(directory) / "adapter_config.json").is_file()
+    if is_adapter != found:
+        raise ConfigError(f"{repo_id}: the hub says adapter_config.json is {'' if is_adapter else 'not '}there, "
+                          f"the downloaded snapshot {directory} disagrees")
+    logger.info("%s: %s from the hub -> %s", repo_id, "LoRA adapter" if is_adapter else "full model", directory)
+    return directory
 
 
 def quantize_dynamic_int8(model: Any) -> Any:

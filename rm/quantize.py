@@ -15,7 +15,7 @@ import torch
 from chat.conversation import PreferencePair
 from chat.errors import ConfigError
 from rm.evaluate import pair_outcomes
-from rm.model import METADATA_FILE, RewardModel, default_device, load_sequence_classifier, read_metadata
+from rm.model import METADATA_FILE, RewardModel, default_device, load_sequence_classifier
 from rm.rewards import head_module_names, unwrap_model
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ def quantization_config(bits: int, head: list[str], device: torch.device, keep_f
 
 def quantize_reward_model(model_path: str, bits: int, output_dir: str | Path,
                           eval_pairs: Sequence[PreferencePair] | None = None,
-                          device: str | torch.device | None = None, keep_float: Sequence[str] = ()) -> QuantizeReport:
+                          device: str | torch.device | None = None, keep_float: Sequence[str] = (),
+                          trust_remote_code: bool = False, revision: str | None = None) -> QuantizeReport:
     """Merge any LoRA adapter into its base, quantize, save to `output_dir`, and compare accuracy on `eval_pairs`.
 
     `keep_float`: extra linear layers left unquantized (patterns as in `quantization_config`)."""
@@ -77,19 +78,20 @@ def quantize_reward_model(model_path: str, bits: int, output_dir: str | Path,
     if bits not in (4, 8):
         raise ConfigError(f"--bits must be 8 or 4, got {bits}")
     output_dir = Path(output_dir)
-    reference = RewardModel.load(model_path, device=device)
+    reference = RewardModel.load(model_path, device=device, trust_remote_code=trust_remote_code, revision=revision)
     merged = reference.model.merge_and_unload() if hasattr(reference.model, "merge_and_unload") else reference.model
     merged = unwrap_model(merged)
     head = head_module_names(merged)
     memory_before = merged.get_memory_footprint()
     reference_scores = reference.score_pairs(eval_pairs) if eval_pairs else None
 
-    metadata = read_metadata(Path(model_path)) if Path(model_path).is_dir() else {}
+    metadata = reference.metadata
     with tempfile.TemporaryDirectory(prefix="turnwise-merge-") as staging:
         merged.save_pretrained(staging)
         quantized = load_sequence_classifier(staging, quantization_config=quantization_config(bits, head, device,
                                                                                                keep_float),
-                                             device=device, attn_implementation=metadata.get("attn_implementation"))
+                                             device=device, attn_implementation=metadata.get("attn_implementation"),
+                                             trust_remote_code=trust_remote_code)
     quantized.config.pad_token_id = merged.config.pad_token_id
     if output_dir.exists():
         shutil.rmtree(output_dir)

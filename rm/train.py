@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from rm.config import RMTrainConfig
 from rm.data import TokenizedPairs, load_preference_pairs, split_pairs, tokenize_pairs
 from rm.encoding import ConversationEncoder, ensure_chat_template, ensure_pad_token
 from rm.model import METADATA_FILE, default_attn_implementation
+from rm.model_card import write_model_card
 from rm.rewards import head_module_names, is_last_token_pooling
 from rm.trainer import PreferenceCollator, TurnwiseRewardTrainer
 
@@ -58,6 +60,7 @@ def train_reward_model(config: RMTrainConfig, train_pairs: Sequence[PreferencePa
     Pairs come from `config.train_data` unless given.
     """
     started = time.perf_counter()
+    check_launch(config)
     # 1. Data: every pair is kept; too-long conversations lose earlier turns from the left.
     if train_pairs is None:
         if not config.train_data:
@@ -75,12 +78,16 @@ def train_reward_model(config: RMTrainConfig, train_pairs: Sequence[PreferencePa
     tokenizer = load_tokenizer(config)
     model = build_model(config, tokenizer)
     encoder = ConversationEncoder(tokenizer, config.max_length)
-    train_tokens = tokenize_pairs(train_pairs, encoder, config.margin_key)
-    eval_tokens = tokenize_pairs(eval_pairs, encoder, config.margin_key) if eval_pairs else None
+    train_tokens = tokenize_pairs(train_pairs, encoder, config.margin_key, config.dataset_num_proc)
+    eval_tokens = tokenize_pairs(eval_pairs, encoder, config.margin_key, config.dataset_num_proc) if eval_pairs else None
     if config.padding_free and not is_last_token_pooling(model):
         raise ConfigError("padding_free needs a decoder RM (last-token head); this model pools bidirectionally")
 
     # 3. TRL's RewardTrainer with our collator and loss (rewards at explicit last-token positions).
+    # chat_template_path and model_init_kwargs were applied above; TRL would apply them again to the
+    # already-tokenized run (cloning a template resizes the embeddings), so its trainer sees them done.
+    config.chat_template_path = None
+    config.model_init_kwargs = None
     trainer = TurnwiseRewardTrainer(
         model=model,
         args=config,
@@ -90,19 +97,38 @@ def train_reward_model(config: RMTrainConfig, train_pairs: Sequence[PreferencePa
         processing_class=tokenizer,
         peft_config=lora_config(config, model),
     )
+    output_dir = Path(config.output_dir)
+    heads = head_module_names(model)
+    card: dict[str, Any] = {"result": None}
+    trainer.model_card_writer = lambda: write_model_card(output_dir, config, card["result"])
+    if config.push_to_hub and trainer.is_world_process_zero():
+        # Checkpoint pushes upload output_dir: the hub copy must be loadable (template, max_length, head) early.
+        tokenizer.save_pretrained(str(output_dir))
+        write_metadata(output_dir, config, None, tokenizer, heads)
     output = trainer.train(resume_from_checkpoint=resume_argument(config.resume_from_checkpoint, config.output_dir))
     eval_metrics = trainer.evaluate() if eval_tokens else {}
 
-    # 4. Save: full model, or LoRA adapter *with the trained head* (modules_to_save), plus metadata.
-    output_dir = Path(config.output_dir)
-    trainer.save_model(str(output_dir))  # gathers sharded weights (FSDP/ZeRO-3); writes on the main process
+    # 4. Save: metadata, tokenizer and model card first, then the full model or LoRA adapter *with the trained
+    # head* (modules_to_save); with push_to_hub, `save_model` pushes output_dir, so everything goes up together.
     result = TrainResult(output_dir, trainer.state.global_step, len(train_tokens), len(eval_tokens or []),
                          dict(output.metrics), eval_metrics, _truncation_report(train_tokens, eval_tokens),
                          trainer.total_train_tokens, time.perf_counter() - started)
+    card["result"] = result.to_dict()
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(output_dir))
-        write_metadata(output_dir, config, result)
+        write_metadata(output_dir, config, result, tokenizer, heads)
+        write_model_card(output_dir, config, card["result"])
+    trainer.save_model(str(output_dir))  # gathers sharded weights (FSDP/ZeRO-3); writes (and pushes) on main
     return result
+
+
+def check_launch(config: RMTrainConfig) -> None:
+    """Refuse a multi-process launch that would not train distributed: on a machine without GPUs, accelerate's
+    GPU launcher starts N processes that each train alone (world size 1) and all write output_dir."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and config.world_size == 1:
+        raise ConfigError(f"launched as {launched} processes, but each would train alone (no GPU found): set "
+                          "use_cpu: true (--use_cpu true) for CPU data-parallel training over gloo")
 
 
 def load_tokenizer(config: RMTrainConfig) -> Any:
@@ -112,12 +138,47 @@ def load_tokenizer(config: RMTrainConfig) -> Any:
 
     source = resolve_model(config.tokenizer_name_or_path or config.model_name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load tokenizer {source!r}: {exc}") from None
+    # RewardConfig's chat_template_path / eos_token / pad_token act here, before any pair is tokenized.
+    if config.chat_template_path is not None:
+        tokenizer.chat_template = read_chat_template(config.chat_template_path, tokenizer, config.trust_remote_code)
+    for name in ("eos_token", "pad_token"):
+        value = getattr(config, name)
+        if value is not None:
+            if value not in tokenizer.get_vocab():
+                raise ConfigError(f"{name}: {value!r} is not in the vocabulary of tokenizer {source!r}")
+            setattr(tokenizer, name, value)
     ensure_chat_template(tokenizer)
     ensure_pad_token(tokenizer)
     return tokenizer
+
+
+def read_chat_template(path: str, tokenizer: Any, trust_remote_code: bool = False) -> str:
+    """`chat_template_path`: a Jinja file (.jinja/.j2), or a tokenizer directory / hub id whose template is used.
+
+    Unlike TRL's `clone_chat_template`, no tokens are added to the vocabulary: a cloned template whose
+    added tokens `tokenizer` lacks is refused (they would be split into pieces).
+    """
+    from transformers import AutoTokenizer
+
+    if Path(path).is_file():
+        if not path.endswith((".jinja", ".j2")):
+            raise ConfigError(f"chat_template_path: {path}: expected a .jinja or .j2 file, or a tokenizer directory")
+        return Path(path).read_text(encoding="utf-8")
+    try:
+        donor = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"chat_template_path: cannot load a tokenizer from {path!r}: {exc}") from None
+    if not donor.chat_template:
+        raise ConfigError(f"chat_template_path: tokenizer {path!r} has no chat template")
+    vocabulary = tokenizer.get_vocab()
+    missing = sorted(t for t in donor.get_added_vocab() if t in donor.chat_template and t not in vocabulary)
+    if missing:
+        raise ConfigError(f"chat_template_path: {path!r} uses tokens missing from the training tokenizer: "
+                          f"{', '.join(missing[:5])}")
+    return donor.chat_template
 
 
 def build_model(config: RMTrainConfig, tokenizer: Any) -> Any:
@@ -138,7 +199,11 @@ def build_model(config: RMTrainConfig, tokenizer: Any) -> Any:
             bnb_4bit_compute_dtype=dtype,
             llm_int8_skip_modules=["score", "classifier"],  # the head stays in full precision and trainable
         )
+    init_kwargs = model_init_kwargs(config)
     if config.model_config is not None:
+        if init_kwargs:
+            raise ConfigError("model_init_kwargs applies to a model loaded from model_name_or_path, not to one "
+                              "built from model_config")
         values = dict(config.model_config)
         model_type = values.pop("model_type", None)
         if not model_type:
@@ -163,10 +228,10 @@ def build_model(config: RMTrainConfig, tokenizer: Any) -> Any:
     else:
         source = resolve_model(config.model_name_or_path)
     try:
-        base_config = AutoConfig.from_pretrained(source)
+        base_config = AutoConfig.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source!r}: {exc}") from None
-    kwargs: dict[str, Any] = {"num_labels": 1, "dtype": dtype}
+    kwargs: dict[str, Any] = {"num_labels": 1, "dtype": dtype, "trust_remote_code": config.trust_remote_code}
     attn = config.attn_implementation or default_attn_implementation(base_config.model_type)
     if attn:
         kwargs["attn_implementation"] = attn
@@ -174,9 +239,35 @@ def build_model(config: RMTrainConfig, tokenizer: Any) -> Any:
         kwargs["quantization_config"] = quantization
         if torch.cuda.is_available():
             kwargs["device_map"] = {"": config.local_process_index}
+    if quantization is not None and "quantization_config" in init_kwargs:
+        raise ConfigError("model_init_kwargs.quantization_config conflicts with load_in_4bit / load_in_8bit")
+    kwargs.update(init_kwargs)  # the user's from_pretrained arguments win over turnwise's defaults
     model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     model.config.pad_token_id = tokenizer.pad_token_id
+    if config.eos_token is not None:
+        model.config.eos_token_id = tokenizer.eos_token_id
     return model
+
+
+def model_init_kwargs(config: RMTrainConfig) -> dict[str, Any]:
+    """RewardConfig's `model_init_kwargs` (a mapping, or its JSON text) for `from_pretrained`."""
+    value = config.model_init_kwargs
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"model_init_kwargs: not a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"model_init_kwargs: expected a mapping, got {type(value).__name__}")
+    if "num_labels" in value and value["num_labels"] != 1:
+        raise ConfigError("model_init_kwargs.num_labels: a reward model has exactly one output")
+    value = dict(value)
+    if isinstance(value.get("dtype", value.get("torch_dtype")), str):
+        key = "dtype" if "dtype" in value else "torch_dtype"
+        value["dtype"] = config.torch_dtype(value.pop(key)) if value[key] != "auto" else value.pop(key)
+    return value
 
 
 def lora_config(config: RMTrainConfig, model: Any) -> Any:
@@ -224,15 +315,21 @@ def resume_argument(value: str | None, output_dir: str | Path) -> str | None:
     return None
 
 
-def write_metadata(output_dir: Path, config: RMTrainConfig, result: TrainResult) -> None:
+def write_metadata(output_dir: Path, config: RMTrainConfig, result: TrainResult | None, tokenizer: Any,
+                   heads: Sequence[str]) -> None:
+    """METADATA_FILE: what loading needs (max_length, chat template, head modules, base) and how it was trained;
+    `result` is null while training is still running (written early only for hub pushes)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
     metadata = {
         "format": "turnwise-rm/1",
         "max_length": config.max_length,
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "head": list(heads),
         "attn_implementation": config.attn_implementation,
         "peft": config.use_peft,
         "base_model": config.model_name_or_path if config.model_config is None else BASE_MODEL_DIR,
         "config": config.summary(),
-        "result": result.to_dict(),
+        "result": result.to_dict() if result is not None else None,
     }
     (output_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
 

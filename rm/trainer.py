@@ -73,6 +73,16 @@ class TurnwiseRewardTrainer(RewardTrainer):
     `RewardModel.score` exactly.
     """
 
+    #: Set by `train_reward_model`: writes turnwise's README.md (replaces TRL's card at checkpoints and pushes).
+    model_card_writer: Any = None
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
+                          tags: Any = None, **kwargs: Any) -> None:
+        if self.model_card_writer is None:
+            super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        elif self.is_world_process_zero():
+            self.model_card_writer()
+
     def _set_signature_columns_if_needed(self) -> None:
         if self._signature_columns is None:
             # `length` feeds the length-grouped sampler; the collator ignores it.

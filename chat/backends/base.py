@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+from chat.backends.response_format import check_response_format
 from chat.conversation import Message
 from chat.errors import ConfigError
 from chat.registry import registry
@@ -14,30 +15,100 @@ from chat.registry import registry
 BACKENDS = registry("backends", "backend")
 
 
+#: OpenAI's `response_format`: `{"type": "json_object"}` or
+#: `{"type": "json_schema", "json_schema": {"name": ..., "schema": {...}, "strict": true}}`.
+ResponseFormat = dict[str, Any]
+
+#: Most alternatives per position `logprobs=k` may ask for (OpenAI's `top_logprobs` limit).
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the `top` alternatives at its position
+    (token text -> logprob, the generated token included), as OpenAI's `logprobs.content[i]`."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "logprob": self.logprob, "top": dict(self.top)}
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "TokenLogprob":
+        return cls(str(row["token"]), float(row["logprob"]), {str(k): float(v) for k, v in row.get("top", {}).items()})
+
+
 @dataclass(frozen=True)
 class Completion:
+    """A backend's answer. `logprobs` is filled only when the request asked for them (`logprobs=k`) and the
+    backend can return them: one entry per generated token, each with its top-k alternatives."""
+
     text: str
     finish_reason: str  # "stop" | "length" | "error"
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     cached: bool = False
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "finish_reason": self.finish_reason, "usage": dict(self.usage), "cached": self.cached}
+        row: dict[str, Any] = {"text": self.text, "finish_reason": self.finish_reason, "usage": dict(self.usage),
+                               "cached": self.cached}
+        if self.logprobs is not None:
+            row["logprobs"] = [entry.to_dict() for entry in self.logprobs]
+        return row
 
     @classmethod
     def from_dict(cls, row: dict[str, Any], cached: bool = False) -> "Completion":
-        return cls(row["text"], row["finish_reason"], dict(row["usage"]), cached)
+        logprobs = row.get("logprobs")
+        return cls(row["text"], row["finish_reason"], dict(row["usage"]), cached,
+                   tuple(TokenLogprob.from_dict(entry) for entry in logprobs) if logprobs is not None else None)
+
+
+@dataclass(frozen=True)
+class ChatParams:
+    """Every keyword of `ChatBackend.chat` for one request, checked; wrappers pass it along as one value
+    and the response cache keys on it. `stop` is kept as a tuple (None when empty)."""
+
+    temperature: float = 0.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(self.stop) if self.stop else None)
+        if self.response_format is not None:
+            check_response_format(self.response_format)
+        if self.logprobs is not None and (isinstance(self.logprobs, bool) or not isinstance(self.logprobs, int)
+                                          or not 0 <= self.logprobs <= MAX_TOP_LOGPROBS):
+            raise ValueError(f"logprobs: expected an integer 0-{MAX_TOP_LOGPROBS} (alternatives per position), "
+                             f"got {self.logprobs!r}")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `chat(messages, **kwargs)`, `stop` as a list."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                "stop": list(self.stop) if self.stop else None, "seed": self.seed,
+                "response_format": self.response_format, "logprobs": self.logprobs}
 
 
 @runtime_checkable
 class ChatBackend(Protocol):
     """`await backend.chat(messages, ...) -> Completion` (DESIGN.md, "LLM backends")."""
 
-    #: identifies backend kind and model for cache keys and records, e.g. ``openai:gemma-2-9b-it``
+    #: identifies backend kind and model for records, e.g. ``openai:gemma-2-9b-it``
     name: str
+    #: everything about the backend that changes its answers, for the response cache key: kind, base_url,
+    #: model, extra_body for servers; resolved path plus weights fingerprint for `local`
+    cache_identity: str
 
     async def chat(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 512,
-                   stop: Sequence[str] | None = None, seed: int | None = None, json: bool = False) -> Completion:
+                   stop: Sequence[str] | None = None, seed: int | None = None,
+                   response_format: ResponseFormat | None = None, logprobs: int | None = None) -> Completion:
+        """`response_format` constrains the reply (servers receive it; `local` enforces it while decoding;
+        `scripted` validates its replies against it). `logprobs=k` asks for the top-k alternatives at every
+        generated position (0 <= k <= 20, as OpenAI's `top_logprobs`)."""
         ...
 
     async def aclose(self) -> None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from chat.backends.base import ChatBackend, Completion, as_dicts
+from chat.backends.base import ChatBackend, ChatParams, Completion, TokenLogprob, as_dicts
 from chat.backends.wrappers import BackendWrapper
 from chat.conversation import Message
 from chat.embedded import cache_dir
@@ -32,9 +32,12 @@ CREATE TABLE IF NOT EXISTS responses (
     finish_reason TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    logprobs TEXT
 )
 """
+#: Columns added after the first release, with their declarations; an older file gains them when opened.
+_ADDED_COLUMNS = {"logprobs": "TEXT"}
 
 
 def default_cache_path() -> Path:
@@ -47,18 +50,19 @@ def is_cacheable(temperature: float, seed: int | None) -> bool:
     return temperature <= 0 or seed is not None
 
 
-def request_key(backend: str, model: str, messages: Sequence[Message | dict[str, str]], *, temperature: float,
-                max_tokens: int, stop: Sequence[str] | None, seed: int | None, json: bool) -> str:
-    """sha256 of everything that determines a response: backend, model, messages and sampling parameters."""
+def request_key(identity: str, messages: Sequence[Message | dict[str, str]], params: ChatParams) -> str:
+    """sha256 of everything that determines a response: the raw backend's `cache_identity` (kind, endpoint,
+    model, weights, request options), the messages and every request parameter, response_format and
+    logprobs included."""
     payload = {
-        "backend": backend,
-        "model": model,
+        "backend": identity,
         "messages": as_dicts(messages),
-        "temperature": float(temperature),
-        "max_tokens": int(max_tokens),
-        "stop": list(stop) if stop else None,
-        "seed": seed,
-        "json": bool(json),
+        "temperature": float(params.temperature),
+        "max_tokens": int(params.max_tokens),
+        "stop": list(params.stop) if params.stop else None,
+        "seed": params.seed,
+        "response_format": params.response_format,
+        "logprobs": params.logprobs,
     }
     encoded = jsonlib.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
@@ -78,28 +82,47 @@ class ResponseCache:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute(_SCHEMA)
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"response cache {self.path}: cannot open ({exc}); "
                               f"delete it or point $TURNWISE_CACHE elsewhere") from None
 
+    def _add_missing_columns(self) -> None:
+        """Bring a file written by an older version up to the current columns (its old entries keep their
+        old keys, which the current key scheme never produces, so they simply stop matching)."""
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(responses)")}
+        for column, declaration in _ADDED_COLUMNS.items():
+            if column in present:
+                continue
+            try:
+                self._conn.execute(f"ALTER TABLE responses ADD COLUMN {column} {declaration}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process added it first
+                    raise
+
     def get(self, key: str) -> Completion | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key = ?",
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens, logprobs FROM responses WHERE key = ?",
                 (key,)).fetchone()
         if row is None:
             return None
-        text, finish_reason, prompt_tokens, completion_tokens = row
+        text, finish_reason, prompt_tokens, completion_tokens, logprobs = row
         return Completion(text, finish_reason, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-                          cached=True)
+                          cached=True,
+                          logprobs=None if logprobs is None else tuple(TokenLogprob.from_dict(entry)
+                                                                       for entry in jsonlib.loads(logprobs)))
 
     def put(self, key: str, backend: str, completion: Completion) -> None:
+        logprobs = None if completion.logprobs is None else jsonlib.dumps(
+            [entry.to_dict() for entry in completion.logprobs], ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO responses (key, backend, text, finish_reason, prompt_tokens, "
+                "completion_tokens, created, logprobs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, backend, completion.text, completion.finish_reason,
                  int(completion.usage.get("prompt_tokens", 0)), int(completion.usage.get("completion_tokens", 0)),
-                 time.time()))
+                 time.time(), logprobs))
 
     def __len__(self) -> int:
         with self._lock:
@@ -117,21 +140,23 @@ class CachedBackend(BackendWrapper):
     """Serves a request from the cache when the same one was answered before (`Completion.cached=True`).
 
     Only requests with temperature 0 or an explicit seed are looked up and stored, and only
-    completions whose finish_reason is not "error".
+    completions whose finish_reason is not "error". Entries are keyed by `request_key` on the raw
+    backend's `cache_identity`, which every raw backend must define.
     """
 
-    def __init__(self, inner: ChatBackend, cache: ResponseCache, *, model: str):
+    def __init__(self, inner: ChatBackend, cache: ResponseCache):
         super().__init__(inner)
+        try:
+            self.identity = inner.cache_identity
+        except AttributeError:
+            raise TypeError(f"{self.name}: backend {inner!r} has no cache_identity, so its responses cannot be "
+                            f"cached") from None
         self.cache = cache
-        self.model = model
 
-    async def chat(self, messages: Sequence[Message | dict[str, str]], *, temperature: float = 0.0,
-                   max_tokens: int = 512, stop: Sequence[str] | None = None, seed: int | None = None,
-                   json: bool = False) -> Completion:
-        params = dict(temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed, json=json)
-        if not is_cacheable(temperature, seed):
-            return await self.inner.chat(messages, **params)
-        key = request_key(self.name, self.model, messages, **params)
+    async def forward(self, messages: Sequence[Message | dict[str, str]], params: ChatParams) -> Completion:
+        if not is_cacheable(params.temperature, params.seed):
+            return await super().forward(messages, params)
+        key = request_key(self.identity, messages, params)
         try:
             hit = await asyncio.to_thread(self.cache.get, key)
         except sqlite3.Error as exc:
@@ -140,7 +165,7 @@ class CachedBackend(BackendWrapper):
         if hit is not None:
             logger.debug("%s: cache hit %s", self.name, key[:12])
             return hit
-        completion = await self.inner.chat(messages, **params)
+        completion = await super().forward(messages, params)
         if completion.finish_reason != "error":
             try:
                 await asyncio.to_thread(self.cache.put, key, self.name, replace(completion, cached=False))

@@ -54,7 +54,7 @@ def build_backend(spec: BackendSpec | dict[str, Any] | str, *, role: str = "defa
     use_cache = cache if cache is not None else (spec.cache and getattr(raw, "cacheable", True))
     if use_cache:
         path = cache_path or (Path(spec.cache_path) if spec.cache_path else default_cache_path())
-        backend = CachedBackend(backend, ResponseCache(path), model=spec.model)
+        backend = CachedBackend(backend, ResponseCache(path))
     if ledger is not None:
         backend = UsageRecordingBackend(backend, role, ledger)
     return backend

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import http
+import json as jsonlib
 import ipaddress
 import logging
 import os
@@ -14,7 +15,8 @@ from typing import Any, Sequence
 
 import httpx
 
-from chat.backends.base import BACKENDS, BackendSpec, Completion, as_dicts
+from chat.backends.base import (BACKENDS, BackendSpec, ChatParams, Completion, ResponseFormat, TokenLogprob,
+                                as_dicts)
 from chat.backends.wrappers import PerLoop
 from chat.conversation import Message
 from chat.errors import BackendError, ConfigError
@@ -53,14 +55,19 @@ class OpenAIBackend:
 
     The API key is read once from the environment variable *named* by `api_key_env`; it is sent in
     the Authorization header and scrubbed from any text the server echoes back. `transport` replaces
-    the HTTP transport (tests use `httpx.MockTransport`).
+    the HTTP transport (tests use `httpx.MockTransport`). `cache_identity` is kind, base_url, model and
+    the canonical JSON of `extra_body`: two servers with one model name, or one server asked with
+    different extra request fields, never share response-cache entries. `endpoint_identity` stands in
+    for base_url there when the URL does not identify what is served (a server on a free port that
+    changes every run, replicas behind different host names): give the served weights' identity.
     """
 
     #: keys this backend accepts in BackendSpec.extra
-    EXTRA_KEYS = frozenset({"extra_body"})
+    EXTRA_KEYS = frozenset({"extra_body", "endpoint_identity"})
 
     def __init__(self, *, base_url: str, model: str, api_key_env: str | None = None, timeout: float = 120.0,
-                 extra_body: dict[str, Any] | None = None, transport: httpx.AsyncBaseTransport | None = None):
+                 extra_body: dict[str, Any] | None = None, endpoint_identity: str | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None):
         try:
             url = httpx.URL(base_url) if isinstance(base_url, str) and base_url else None
         except httpx.InvalidURL:
@@ -71,12 +78,21 @@ class OpenAIBackend:
                               f"http://127.0.0.1:8000/v1, got {shown!r}")
         if extra_body is not None and not isinstance(extra_body, dict):
             raise ConfigError(f"extra_body: expected a mapping, got {type(extra_body).__name__}")
+        if endpoint_identity is not None and (not isinstance(endpoint_identity, str) or not endpoint_identity):
+            raise ConfigError(f"endpoint_identity: expected a non-empty string, got {endpoint_identity!r}")
         self.model = model
         self.name = f"openai:{model}"
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         self.timeout = timeout
         self.extra_body = dict(extra_body or {})
+        try:
+            endpoint = {"endpoint": endpoint_identity} if endpoint_identity else {"base_url": self.base_url}
+            self.cache_identity = jsonlib.dumps({"kind": "openai", **endpoint, "model": model,
+                                                 "extra_body": self.extra_body},
+                                                sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"extra_body: must be JSON-serializable ({exc})") from None
         self._api_key: _Secret | None = None
         if api_key_env:
             value = os.environ.get(api_key_env)
@@ -93,26 +109,29 @@ class OpenAIBackend:
         if not spec.base_url:
             raise ConfigError("base_url: required for kind openai (for example http://127.0.0.1:8000/v1)")
         return cls(base_url=spec.base_url, model=spec.model, api_key_env=spec.api_key_env, timeout=spec.timeout,
-                   extra_body=spec.extra.get("extra_body"))
+                   extra_body=spec.extra.get("extra_body"), endpoint_identity=spec.extra.get("endpoint_identity"))
 
-    def request_body(self, messages: Sequence[Message | dict[str, str]], *, temperature: float, max_tokens: int,
-                     stop: Sequence[str] | None, seed: int | None, json: bool) -> dict[str, Any]:
-        """The JSON body of one chat completion request (None-valued options are left out)."""
+    def request_body(self, messages: Sequence[Message | dict[str, str]], params: ChatParams) -> dict[str, Any]:
+        """The JSON body of one chat completion request (None-valued options are left out); `logprobs=k`
+        is sent as `logprobs: true, top_logprobs: k`."""
         body: dict[str, Any] = {**self.extra_body, "model": self.model, "messages": as_dicts(messages),
-                                "temperature": temperature, "max_tokens": max_tokens}
-        if stop:
-            body["stop"] = list(stop)
-        if seed is not None:
-            body["seed"] = seed
-        if json:
-            body["response_format"] = {"type": "json_object"}
+                                "temperature": params.temperature, "max_tokens": params.max_tokens}
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.response_format is not None:
+            body["response_format"] = params.response_format
+        if params.logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = params.logprobs
         return body
 
     async def chat(self, messages: Sequence[Message | dict[str, str]], *, temperature: float = 0.0,
                    max_tokens: int = 512, stop: Sequence[str] | None = None, seed: int | None = None,
-                   json: bool = False) -> Completion:
-        body = self.request_body(messages, temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed,
-                                 json=json)
+                   response_format: ResponseFormat | None = None, logprobs: int | None = None) -> Completion:
+        params = ChatParams(temperature, max_tokens, stop, seed, response_format, logprobs)
+        body = self.request_body(messages, params)
         url = f"{self.base_url}/chat/completions"
         headers = {"Authorization": f"Bearer {self._api_key.reveal()}"} if self._api_key else {}
         started = time.monotonic()
@@ -129,7 +148,7 @@ class OpenAIBackend:
         logger.debug("%s: HTTP %d in %.3fs", self.name, response.status_code, time.monotonic() - started)
         if response.status_code != 200:
             raise self._status_error(response)
-        return self._completion(response)
+        return self._completion(response, want_logprobs=logprobs is not None)
 
     def _status_error(self, response: httpx.Response) -> BackendError:
         status = response.status_code
@@ -147,7 +166,7 @@ class OpenAIBackend:
             text += f" (Retry-After {retry_after:g}s)"
         return BackendError(text, retryable=retryable, status=status, retry_after=retry_after)
 
-    def _completion(self, response: httpx.Response) -> Completion:
+    def _completion(self, response: httpx.Response, *, want_logprobs: bool) -> Completion:
         try:
             payload = response.json()
         except ValueError:
@@ -164,10 +183,16 @@ class OpenAIBackend:
             raise BackendError(f"{self.name}: malformed response (choices[0].message.content missing): "
                                f"{self._scrub(_excerpt(response.text))}", retryable=True, status=response.status_code)
         usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        try:
+            logprobs = _logprobs(choice.get("logprobs")) if want_logprobs else None
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"{self.name}: malformed response (choices[0].logprobs: {exc}): "
+                               f"{self._scrub(_excerpt(response.text))}", retryable=True,
+                               status=response.status_code) from None
         return Completion(text=text, finish_reason=_finish_reason(choice.get("finish_reason")),
                           usage={"prompt_tokens": _int(usage.get("prompt_tokens")),
                                  "completion_tokens": _int(usage.get("completion_tokens"))},
-                          cached=False)
+                          cached=False, logprobs=logprobs)
 
     def _scrub(self, text: str) -> str:
         """`text` with the API key and any bearer token replaced by `***`."""
@@ -241,6 +266,41 @@ def _content_text(content: Any) -> str | None:
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
         return "".join(p["text"] for p in content if isinstance(p.get("text"), str))
     return None
+
+
+def _logprobs(value: Any) -> tuple[TokenLogprob, ...] | None:
+    """`choices[0].logprobs` (`{content: [{token, logprob, top_logprobs: [{token, logprob}]}]}`) as TokenLogprobs;
+    None when the server sent none. Each position's `top` holds the alternatives and the generated token."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    if value.get("content") is None:
+        return None
+    if not isinstance(value["content"], list):
+        raise TypeError(f"content: expected a list, got {type(value['content']).__name__}")
+    entries = []
+    for position, entry in enumerate(value["content"]):
+        try:
+            token, logprob = _token_logprob(entry)
+            top: dict[str, float] = {}
+            for alternative in entry.get("top_logprobs") or ():
+                alt_token, alt_logprob = _token_logprob(alternative)
+                top.setdefault(alt_token, alt_logprob)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"content[{position}]: {exc}") from None
+        top.setdefault(token, logprob)
+        entries.append(TokenLogprob(token, logprob, top))
+    return tuple(entries)
+
+
+def _token_logprob(entry: Any) -> tuple[str, float]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+        raise ValueError("expected an object with a string 'token'")
+    logprob = entry.get("logprob")
+    if isinstance(logprob, bool) or not isinstance(logprob, (int, float)):
+        raise ValueError(f"logprob of {entry['token']!r}: expected a number, got {logprob!r}")
+    return entry["token"], float(logprob)
 
 
 def _finish_reason(value: Any) -> str:

@@ -7,7 +7,7 @@ import logging
 import random
 from typing import Awaitable, Callable, Sequence
 
-from chat.backends.base import ChatBackend, Completion
+from chat.backends.base import ChatBackend, ChatParams, Completion
 from chat.backends.wrappers import BackendWrapper
 from chat.conversation import Message
 from chat.errors import BackendError
@@ -46,15 +46,12 @@ class RetryingBackend(BackendWrapper):
             delay = max(delay, min(retry_after, self.max_retry_after))
         return delay
 
-    async def chat(self, messages: Sequence[Message | dict[str, str]], *, temperature: float = 0.0,
-                   max_tokens: int = 512, stop: Sequence[str] | None = None, seed: int | None = None,
-                   json: bool = False) -> Completion:
+    async def forward(self, messages: Sequence[Message | dict[str, str]], params: ChatParams) -> Completion:
         attempts = self.max_retries + 1
         last_error: BackendError | None = None
         for attempt in range(attempts):
             try:
-                return await self._attempt(messages, temperature=temperature, max_tokens=max_tokens, stop=stop,
-                                           seed=seed, json=json)
+                return await self._attempt(messages, params)
             except BackendError as error:
                 if not error.retryable:
                     raise
@@ -68,11 +65,11 @@ class RetryingBackend(BackendWrapper):
         raise BackendError(f"{self.name}: giving up after {attempts} attempts: {_detail(self.name, last_error)}",
                            retryable=False, status=last_error.status) from None
 
-    async def _attempt(self, messages: Sequence[Message | dict[str, str]], **params) -> Completion:
+    async def _attempt(self, messages: Sequence[Message | dict[str, str]], params: ChatParams) -> Completion:
         try:
             if self.timeout is None:
-                return await self.inner.chat(messages, **params)
-            return await asyncio.wait_for(self.inner.chat(messages, **params), self.timeout)
+                return await super().forward(messages, params)
+            return await asyncio.wait_for(super().forward(messages, params), self.timeout)
         except asyncio.TimeoutError:
             limit = f" after {self.timeout:g}s" if self.timeout is not None else ""
             raise BackendError(f"{self.name}: request timed out{limit}", retryable=True) from None

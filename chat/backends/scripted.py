@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json as jsonlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence, Union
 
 import yaml
 
-from chat.backends.base import BACKENDS, BackendSpec, Completion, as_dicts
+from chat.backends.base import BACKENDS, BackendSpec, ChatParams, Completion, ResponseFormat, TokenLogprob, as_dicts
+from chat.backends.response_format import reply_mismatch
 from chat.conversation import Message
 from chat.errors import BackendError, ConfigError, InputError
 
 #: One scripted reply: its text, a full Completion, or an error to raise for that request.
 Reply = Union[str, Completion, BackendError]
-#: `(messages as dicts, params) -> reply text or Completion`; params holds temperature, max_tokens, stop, seed, json.
+#: `(messages as dicts, params) -> reply text or Completion`; params holds temperature, max_tokens, stop, seed,
+#: response_format and logprobs (`ChatParams.kwargs()`).
 Responder = Callable[[list[dict[str, str]], dict[str, Any]], Union[str, Completion]]
 
 
@@ -40,6 +43,12 @@ class ScriptedBackend:
 
     Stop sequences are applied like a server would (the text is cut before the first one); usage
     counts whitespace words. Unit tests assert on `.requests`: the exact prompts and call count.
+
+    With a `response_format`, a reply that finished normally must satisfy it (a JSON object, or JSON
+    matching the schema) or the request fails with a non-retryable BackendError naming the mismatch, so
+    a test cannot script an answer the format would have ruled out. A reply's `logprobs` are returned
+    only when the request asked for them (`logprobs=k`); a reply without any gives `logprobs=None`.
+    `cache_identity` is the name (`scripted:<model>`).
     """
 
     #: keys this backend accepts in BackendSpec.extra
@@ -49,6 +58,7 @@ class ScriptedBackend:
 
     def __init__(self, replies: Sequence[Reply] | Responder, *, name: str = "scripted"):
         self.name = name
+        self.cache_identity = name
         self.requests: list[RecordedRequest] = []
         if callable(replies):
             self._responder: Responder | None = replies
@@ -88,10 +98,9 @@ class ScriptedBackend:
 
     async def chat(self, messages: Sequence[Message | dict[str, str]], *, temperature: float = 0.0,
                    max_tokens: int = 512, stop: Sequence[str] | None = None, seed: int | None = None,
-                   json: bool = False) -> Completion:
-        request = RecordedRequest(as_dicts(messages), {"temperature": temperature, "max_tokens": max_tokens,
-                                                       "stop": list(stop) if stop else None, "seed": seed,
-                                                       "json": json})
+                   response_format: ResponseFormat | None = None, logprobs: int | None = None) -> Completion:
+        params = ChatParams(temperature, max_tokens, stop, seed, response_format, logprobs)
+        request = RecordedRequest(as_dicts(messages), params.kwargs())
         self.requests.append(request)
         if self._responder is not None:
             reply: Reply = self._responder(request.messages, dict(request.params))
@@ -105,14 +114,29 @@ class ScriptedBackend:
                                   f"{last_user[:80]!r})")
         if isinstance(reply, BackendError):
             raise reply
-        if isinstance(reply, Completion):
-            return reply
-        if not isinstance(reply, str):
+        if isinstance(reply, str):
+            text = cut_at_stop(reply, stop)
+            prompt_tokens = sum(count_words(m["content"]) for m in request.messages)
+            reply = Completion(text, "stop", {"prompt_tokens": prompt_tokens, "completion_tokens": count_words(text)})
+        elif not isinstance(reply, Completion):
             raise TypeError(f"{self.name}: a scripted reply must be str, Completion or BackendError, "
                             f"got {type(reply).__name__}")
-        text = cut_at_stop(reply, stop)
-        prompt_tokens = sum(count_words(m["content"]) for m in request.messages)
-        return Completion(text, "stop", {"prompt_tokens": prompt_tokens, "completion_tokens": count_words(text)})
+        if reply.finish_reason == "stop":
+            self._check_format(reply.text, response_format)
+        return reply if logprobs is not None or reply.logprobs is None else replace(reply, logprobs=None)
+
+    def _check_format(self, text: str, response_format: ResponseFormat | None) -> None:
+        """Raise BackendError unless `text` satisfies `response_format`."""
+        try:
+            mismatch = reply_mismatch(text, response_format)
+        except ValueError as exc:
+            raise BackendError(f"{self.name}: cannot check replies against this response_format: {exc}") from None
+        if mismatch is not None:
+            kind = response_format["type"] if response_format else ""
+            if kind == "json_schema":
+                kind += f" {response_format['json_schema']['name']!r}"
+            raise BackendError(f"{self.name}: scripted reply {len(self.requests)} does not match response_format "
+                               f"{kind}: {mismatch} (reply: {text[:80]!r})")
 
     async def aclose(self) -> None:
         return None
@@ -133,7 +157,8 @@ def cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
 
 
 def parse_reply(item: Any) -> Reply:
-    """A script entry: a string, `{text, finish_reason?}` or `{error, retryable?}`."""
+    """A script entry: a string, `{text, finish_reason?, logprobs?}` or `{error, retryable?}`; `logprobs` is a
+    list of `{token, logprob, top?: {token: logprob}}`, one per generated token."""
     if isinstance(item, str):
         return item
     if isinstance(item, dict) and isinstance(item.get("text"), str):
@@ -141,13 +166,37 @@ def parse_reply(item: Any) -> Reply:
         if not isinstance(finish_reason, str):
             raise ValueError("finish_reason: expected a string")
         text = item["text"]
-        return Completion(text, finish_reason, {"prompt_tokens": 0, "completion_tokens": count_words(text)})
+        logprobs = parse_logprobs(item["logprobs"]) if item.get("logprobs") is not None else None
+        return Completion(text, finish_reason, {"prompt_tokens": 0, "completion_tokens": count_words(text)},
+                          logprobs=logprobs)
     if isinstance(item, dict) and isinstance(item.get("error"), str):
         retryable = item.get("retryable", False)
         if not isinstance(retryable, bool):
             raise ValueError("retryable: expected true or false")
         return BackendError(item["error"], retryable=retryable)
     raise ValueError(f"expected a string or a mapping with 'text' or 'error', got {_describe(item)}")
+
+
+def parse_logprobs(entries: Any) -> tuple[TokenLogprob, ...]:
+    """A script reply's `logprobs` list, checked entry by entry (ValueError names the bad field)."""
+    if not isinstance(entries, list):
+        raise ValueError(f"logprobs: expected a list of {{token, logprob, top}}, got {_describe(entries)}")
+    parsed = []
+    for position, entry in enumerate(entries):
+        where = f"logprobs[{position}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+            raise ValueError(f"{where}: expected a mapping with a string 'token'")
+        if not _is_number(entry.get("logprob")):
+            raise ValueError(f"{where}.logprob: expected a number")
+        top = entry.get("top", {})
+        if not isinstance(top, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in top.items()):
+            raise ValueError(f"{where}.top: expected a mapping of token -> logprob")
+        parsed.append(TokenLogprob.from_dict(entry))
+    return tuple(parsed)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def load_script(path: Path) -> list[Reply]:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Callable, Generic, Sequence, TypeVar
 
-from chat.backends.base import ChatBackend, Completion, UsageLedger
+from chat.backends.base import ChatBackend, ChatParams, Completion, ResponseFormat, UsageLedger
 from chat.conversation import Message
 
 T = TypeVar("T")
@@ -41,17 +41,29 @@ class PerLoop(Generic[T]):
 
 
 class BackendWrapper:
-    """A backend that adds one behaviour around `inner`; `name` is the inner backend's name."""
+    """A backend that adds one behaviour around `inner`; `name` and `cache_identity` are the inner backend's.
+
+    `chat` is the one place that spells out the request keywords: it bundles them into a ChatParams
+    and calls `forward`, which subclasses override to add their behaviour (and which passes the request
+    on unchanged here)."""
 
     def __init__(self, inner: ChatBackend):
         self.inner = inner
         self.name = inner.name
 
+    @property
+    def cache_identity(self) -> str:
+        """The raw backend's `cache_identity`, reached through any wrappers in between."""
+        return self.inner.cache_identity
+
     async def chat(self, messages: Sequence[Message | dict[str, str]], *, temperature: float = 0.0,
                    max_tokens: int = 512, stop: Sequence[str] | None = None, seed: int | None = None,
-                   json: bool = False) -> Completion:
-        return await self.inner.chat(messages, temperature=temperature, max_tokens=max_tokens, stop=stop,
-                                     seed=seed, json=json)
+                   response_format: ResponseFormat | None = None, logprobs: int | None = None) -> Completion:
+        return await self.forward(messages, ChatParams(temperature, max_tokens, stop, seed, response_format, logprobs))
+
+    async def forward(self, messages: Sequence[Message | dict[str, str]], params: ChatParams) -> Completion:
+        """Send one request to `inner`."""
+        return await self.inner.chat(messages, **params.kwargs())
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -70,12 +82,9 @@ class ConcurrencyLimitedBackend(BackendWrapper):
         self.limit = limit
         self._semaphore: PerLoop[asyncio.Semaphore] = PerLoop(lambda: asyncio.Semaphore(limit))
 
-    async def chat(self, messages: Sequence[Message | dict[str, str]], *, temperature: float = 0.0,
-                   max_tokens: int = 512, stop: Sequence[str] | None = None, seed: int | None = None,
-                   json: bool = False) -> Completion:
+    async def forward(self, messages: Sequence[Message | dict[str, str]], params: ChatParams) -> Completion:
         async with self._semaphore.get():
-            return await self.inner.chat(messages, temperature=temperature, max_tokens=max_tokens, stop=stop,
-                                         seed=seed, json=json)
+            return await super().forward(messages, params)
 
     def __repr__(self) -> str:
         return f"ConcurrencyLimitedBackend({self.inner!r}, limit={self.limit})"
@@ -89,13 +98,10 @@ class UsageRecordingBackend(BackendWrapper):
         self.role = role
         self.ledger = ledger
 
-    async def chat(self, messages: Sequence[Message | dict[str, str]], *, temperature: float = 0.0,
-                   max_tokens: int = 512, stop: Sequence[str] | None = None, seed: int | None = None,
-                   json: bool = False) -> Completion:
+    async def forward(self, messages: Sequence[Message | dict[str, str]], params: ChatParams) -> Completion:
         started = time.monotonic()
         try:
-            completion = await self.inner.chat(messages, temperature=temperature, max_tokens=max_tokens,
-                                               stop=stop, seed=seed, json=json)
+            completion = await super().forward(messages, params)
         except Exception:
             self.ledger.record(self.role, None, started, error=True)
             raise

@@ -2,7 +2,9 @@
 
 from chat.prompts import PromptSet
 
-PROMPTS = PromptSet(__package__, "v1", version="generate-v1")
+#: v2: the structured steps (reviewer votes, chairman questions, instruction batches, advisor suggestions,
+#: judge verdicts, MIMG questions / answers / scores / merges) ask for a JSON object matching their schema.
+PROMPTS = PromptSet(__package__, "v2", version="generate-v2")
 #: The template set in use; written into every record's `meta.prompt_version`.
 PROMPT_VERSION = PROMPTS.version
 render = PROMPTS.render

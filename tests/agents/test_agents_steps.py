@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 import pytest
 
 from chat.agents import (AskResult, ParseError, RoleUsage, StepCaller, ask_until_parsed, count_usage, derive_seed,
                          reask_messages)
-from chat.backends.base import Completion
+from chat.backends.base import Completion, TokenLogprob
 from chat.backends.scripted import ScriptedBackend
 from chat.conversation import Message
 
@@ -122,16 +123,38 @@ def test_other_errors_of_the_parser_are_not_reasked():
         asyncio.run(ask_until_parsed(send, REQUEST, broken, note_reask, max_reasks=3))
 
 
+COUNT_FORMAT = {"type": "json_schema", "json_schema": {"name": "count", "schema": {
+    "type": "object", "properties": {"legs": {"type": ["integer", "string"]}}, "required": ["legs"]}}}
+
+
+def parse_legs(text: str) -> int:
+    legs = json.loads(text)["legs"]
+    if not isinstance(legs, int):
+        raise ParseError(f"legs is not a number: {legs!r}")
+    return legs
+
+
 def test_step_caller_seeds_each_attempt_by_label_and_counts_usage_and_reasks():
-    backend = ScriptedBackend(["eight", "8"])
+    backend = ScriptedBackend(['{"legs": "eight"}', '{"legs": 8}'])
     step = StepCaller(temperature=0.7, max_tokens=64, item_seed=123, max_reasks=2)
-    result = asyncio.run(step.ask("solver", backend, REQUEST, parse_int, "count/1", note_reask, json=True))
+    result = asyncio.run(step.ask("solver", backend, REQUEST, parse_legs, "count/1", note_reask,
+                                  response_format=COUNT_FORMAT, logprobs=3))
     assert result.value == 8 and step.reasks == 1
     seeds = [r.params["seed"] for r in backend.requests]
     assert seeds == [derive_seed(123, "count/1/0"), derive_seed(123, "count/1/1")]
-    assert all(r.params == {"temperature": 0.7, "max_tokens": 64, "stop": None, "seed": r.params["seed"], "json": True}
+    assert all(r.params == {"temperature": 0.7, "max_tokens": 64, "stop": None, "seed": r.params["seed"],
+                            "response_format": COUNT_FORMAT, "logprobs": 3}
                for r in backend.requests)
     assert step.usage.to_dict()["by_role"]["solver"]["calls"] == 2
+
+
+def test_ask_keeps_every_completion_with_its_logprobs():
+    scored = Completion("8", "stop", logprobs=(TokenLogprob("8", -0.1, {"8": -0.1, "6": -2.5}),))
+    backend = ScriptedBackend([Completion("eight", "stop"), scored])
+    step = StepCaller(temperature=0.0, max_tokens=4, item_seed=1)
+    result = asyncio.run(step.ask("solver", backend, REQUEST, parse_int, "count", note_reask, logprobs=2))
+    assert [c.text for c in result.completions] == result.replies == ["eight", "8"]
+    assert result.completions[-1].logprobs == scored.logprobs
 
 
 def test_step_caller_call_passes_stop_sequences_and_the_label_seed():
@@ -140,5 +163,6 @@ def test_step_caller_call_passes_stop_sequences_and_the_label_seed():
     reply = asyncio.run(step.call("user", backend, REQUEST, "user/shared/2", stop=("\nUser:",)))
     assert reply.text == "hello"
     assert backend.requests[0].params == {"temperature": 0.0, "max_tokens": 16, "stop": ["\nUser:"],
-                                          "seed": derive_seed(5, "user/shared/2"), "json": False}
+                                          "seed": derive_seed(5, "user/shared/2"), "response_format": None,
+                                          "logprobs": None}
     assert backend.requests[0].messages == [m.to_dict() for m in REQUEST]

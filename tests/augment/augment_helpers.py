@@ -12,11 +12,11 @@ from augment.turns import MusicBackends
 from chat.backends.base import Completion
 from chat.backends.scripted import ScriptedBackend
 from chat.conversation import content_id
+from chat.user_simulator import user_simulator_system
 
-USER_SYSTEM = render("user_simulator_system")
+USER_SYSTEM = user_simulator_system()
 CONTRAST_SYSTEM = render("contrast_system")
-CONTRASTIVE_MARK = "For your next reply only"
-_SWAPPED = re.compile(r"as well and as naturally as you can:\n(.*)\nDo not mention", re.DOTALL)
+SWAPPED_MARK = "different request ["  # the fake contrast step's swapped instructions start so
 _INSTRUCTION = re.compile(r"Latest user instruction:\n(.*)\n\nReply with the JSON object\.", re.DOTALL)
 
 
@@ -27,8 +27,8 @@ def role_of(messages: list[dict[str, str]]) -> str:
         return "user"
     if system == CONTRAST_SYSTEM:
         return "contrast" if len(messages) == 2 else "contrast_reask"
-    if CONTRASTIVE_MARK in system:
-        return "contrastive_assistant"
+    if messages and messages[-1]["role"] == "user" and messages[-1]["content"].startswith(SWAPPED_MARK):
+        return "contrastive_assistant"  # the latest user turn silently replaced by the swapped instruction
     return "assistant"
 
 
@@ -39,7 +39,7 @@ def short_hash(value: Any) -> str:
 class FakeSimulator:
     """Content-derived replies, so a branch's replies change exactly when its history changes.
 
-    user: `question N [hash of the transcript]`; assistant: `answer [hash of the last user turn]`;
+    user: `question N [hash of the flipped conversation]` (N = the user turn it writes); assistant: `answer [hash of the last user turn]`;
     contrast: JSON swap `different request [hash of the instruction]`; contrastive assistant:
     `answer [hash of the swapped instruction]`. `overrides[role]` replaces a role's reply
     (a string, a Completion, or a function of the request messages).
@@ -55,16 +55,15 @@ class FakeSimulator:
         if role in self.overrides:
             override = self.overrides[role]
             return override(messages) if callable(override) else override
-        if role == "user":
-            transcript = messages[-1]["content"]
-            turn = transcript.count("\nUser: ") + 1
-            return f"question {turn} [{short_hash(transcript)}]"
+        if role == "user":  # the simulator sees the conversation flipped: the real user turns are "assistant"
+            turn = sum(m["role"] == "assistant" for m in messages) + 1
+            return f"question {turn} [{short_hash(messages[1:])}]"
         if role in ("contrast", "contrast_reask"):
             instruction = _INSTRUCTION.search(messages[1]["content"]).group(1)
             return json.dumps({"swapped_instruction": f"different request [{short_hash(instruction)}]",
                                "reason": "a neighbouring task"})
         if role == "contrastive_assistant":
-            return f"answer [{short_hash(_SWAPPED.search(messages[0]['content']).group(1))}]"
+            return f"answer [{short_hash(messages[-1]['content'])}]"
         return f"answer [{short_hash(messages[-1]['content'])}]"
 
 

@@ -26,8 +26,8 @@ def write_prompts(path: Path, n: int) -> Path:
 
 def drop_odd_prompts(messages):
     """A simulator whose user turn is empty for odd-numbered prompts (they get dropped)."""
-    transcript = messages[-1]["content"]
-    number = int(transcript.split("Task number ")[1].split()[0].rstrip("."))
+    prompt = messages[1]["content"]  # the seed's first user turn, shown to the simulator in the assistant role
+    number = int(prompt.split("Task number ")[1].split()[0].rstrip("."))
     return "" if number % 2 else "a follow-up question"
 
 
@@ -90,7 +90,7 @@ def test_a_pair_written_before_its_seed_was_logged_is_not_made_again(tmp_path):
 
 def test_a_seed_whose_backend_fails_is_retried_by_the_next_run(tmp_path):
     def failing(messages):
-        if "Task number 4" in messages[-1]["content"]:
+        if "Task number 4" in messages[1]["content"]:
             raise BackendError("server down")
         return "a follow-up question"
 

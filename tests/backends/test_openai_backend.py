@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from chat.backends import OpenAIBackend
+from chat.backends import OpenAIBackend, build_backend
+from chat.backends.base import TokenLogprob
 from chat.conversation import Message
 from chat.errors import BackendError, ConfigError
 from fakes.fault_server import FaultServer
@@ -41,11 +42,24 @@ def answer(content="hi", finish_reason="stop", usage=None) -> dict:
 def test_request_body_carries_every_parameter_in_openai_form():
     with FaultServer() as server:
         backend = OpenAIBackend(base_url=server.base_url, model="fake-model", timeout=5)
-        asyncio.run(chat_once(backend, temperature=0.3, max_tokens=64, stop=["\n\n", "END"], seed=7, json=True))
+        asyncio.run(chat_once(backend, temperature=0.3, max_tokens=64, stop=["\n\n", "END"], seed=7,
+                              response_format={"type": "json_object"}, logprobs=3))
     assert server.received[0].body == {
         "model": "fake-model", "messages": MESSAGES, "temperature": 0.3, "max_tokens": 64,
         "stop": ["\n\n", "END"], "seed": 7, "response_format": {"type": "json_object"},
+        "logprobs": True, "top_logprobs": 3,
     }
+
+
+def test_a_json_schema_response_format_is_sent_as_given():
+    schema_format = {"type": "json_schema", "json_schema": {"name": "verdict", "strict": True, "schema": {
+        "type": "object", "properties": {"winner": {"enum": ["A", "B"]}}, "required": ["winner"],
+        "additionalProperties": False}}}
+    with FaultServer() as server:
+        asyncio.run(chat_once(OpenAIBackend(base_url=server.base_url, model="fake-model"),
+                              response_format=schema_format))
+    assert server.received[0].body["response_format"] == schema_format
+    assert "logprobs" not in server.received[0].body
 
 
 def test_request_body_leaves_out_unset_options():
@@ -74,7 +88,8 @@ def test_message_objects_are_sent_as_role_content_dicts():
 
 def test_json_mode_returns_the_servers_json_object():
     with FaultServer() as server:
-        completion = asyncio.run(chat_once(OpenAIBackend(base_url=server.base_url, model="fake-model"), json=True))
+        completion = asyncio.run(chat_once(OpenAIBackend(base_url=server.base_url, model="fake-model"),
+                                           response_format={"type": "json_object"}))
     assert json.loads(completion.text) == {"echo": "Name a prime number."}
 
 
@@ -105,6 +120,76 @@ def test_extra_body_is_merged_into_every_request():
         backend = OpenAIBackend(base_url=server.base_url, model="fake-model", extra_body={"top_p": 0.5})
         asyncio.run(chat_once(backend))
     assert server.received[0].body["top_p"] == 0.5
+
+
+def with_logprobs(content) -> dict:
+    body = answer("Paris.")
+    body["choices"][0]["logprobs"] = {"content": content}
+    return body
+
+
+def test_logprobs_are_parsed_into_token_logprobs():
+    content = [{"token": "Paris", "logprob": -0.01, "bytes": [80], "top_logprobs": [
+                   {"token": "Paris", "logprob": -0.01}, {"token": "Lyon", "logprob": -4.6}]},
+               {"token": ".", "logprob": -0.5, "top_logprobs": [{"token": "!", "logprob": -0.3}]}]
+    completion = asyncio.run(chat_once(mock_backend(lambda request: httpx.Response(200, json=with_logprobs(content))),
+                                       logprobs=2))
+    assert completion.logprobs == (TokenLogprob("Paris", -0.01, {"Paris": -0.01, "Lyon": -4.6}),
+                                   TokenLogprob(".", -0.5, {"!": -0.3, ".": -0.5}))
+
+
+def test_a_server_without_logprobs_gives_none():
+    missing = asyncio.run(chat_once(mock_backend(lambda request: httpx.Response(200, json=answer("x"))), logprobs=5))
+    null = asyncio.run(chat_once(mock_backend(lambda request: httpx.Response(200, json=with_logprobs(None))),
+                                 logprobs=5))
+    assert (missing.logprobs, null.logprobs) == (None, None)
+
+
+def test_logprobs_are_left_out_when_not_asked_for():
+    content = [{"token": "x", "logprob": -1.0, "top_logprobs": []}]
+    completion = asyncio.run(chat_once(mock_backend(lambda request: httpx.Response(200, json=with_logprobs(content)))))
+    assert completion.logprobs is None
+
+
+@pytest.mark.parametrize("content, what", [
+    ("tokens", "content: expected a list"),
+    ([{"token": "x"}], r"content\[0\]: logprob of 'x': expected a number"),
+    ([{"token": "x", "logprob": -1, "top_logprobs": [{"logprob": -2}]}], r"content\[0\]: expected an object"),
+])
+def test_malformed_logprobs_are_a_retryable_malformed_response(content, what):
+    backend = mock_backend(lambda request: httpx.Response(200, json=with_logprobs(content)))
+    with pytest.raises(BackendError, match=rf"malformed response \(choices\[0\]\.logprobs: {what}") as caught:
+        asyncio.run(chat_once(backend, logprobs=1))
+    assert caught.value.retryable
+
+
+def test_cache_identity_is_kind_base_url_model_and_canonical_extra_body():
+    one = OpenAIBackend(base_url="http://127.0.0.1:8000/v1/", model="m", extra_body={"top_p": 0.5, "top_k": 4})
+    same = OpenAIBackend(base_url="http://127.0.0.1:8000/v1", model="m", extra_body={"top_k": 4, "top_p": 0.5})
+    assert one.cache_identity == same.cache_identity
+    assert json.loads(one.cache_identity) == {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "model": "m",
+                                              "extra_body": {"top_k": 4, "top_p": 0.5}}
+    others = [OpenAIBackend(base_url="http://127.0.0.1:8001/v1", model="m", extra_body={"top_p": 0.5, "top_k": 4}),
+              OpenAIBackend(base_url="http://127.0.0.1:8000/v1", model="n", extra_body={"top_p": 0.5, "top_k": 4}),
+              OpenAIBackend(base_url="http://127.0.0.1:8000/v1", model="m", extra_body={"top_p": 0.6, "top_k": 4})]
+    assert len({one.cache_identity, *(other.cache_identity for other in others)}) == 4
+
+
+def test_endpoint_identity_stands_in_for_the_base_url():
+    def identity(base_url: str, **extra) -> str:
+        config = {"kind": "openai", "base_url": base_url, "model": "m", "cache": False, **extra}
+        return build_backend(config).cache_identity
+
+    pinned = [identity(f"http://127.0.0.1:{port}/v1", endpoint_identity="local|weights-abc") for port in (8000, 8001)]
+    assert pinned[0] == pinned[1] != identity("http://127.0.0.1:8000/v1")
+    assert pinned[0] != identity("http://127.0.0.1:8000/v1", endpoint_identity="local|weights-def")
+    with pytest.raises(ConfigError, match="endpoint_identity: expected a non-empty string"):
+        identity("http://127.0.0.1:8000/v1", endpoint_identity="")
+
+
+def test_extra_body_that_is_not_json_is_a_config_error():
+    with pytest.raises(ConfigError, match="extra_body: must be JSON-serializable"):
+        OpenAIBackend(base_url="http://127.0.0.1:8000/v1", model="m", extra_body={"when": object()})
 
 
 def test_name_identifies_kind_and_model():

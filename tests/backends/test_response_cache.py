@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from chat.backends import (CachedBackend, Completion, ResponseCache, ScriptedBackend, UsageLedger, build_backend,
                            default_cache_path, request_key)
+from chat.backends.base import ChatParams, TokenLogprob
 from chat.errors import BackendError, ConfigError
 from fakes.fault_server import FaultPlan, FaultServer
 
@@ -89,7 +91,7 @@ def test_failed_requests_are_not_cached(tmp_path):
 
 def test_error_completions_are_not_cached(tmp_path):
     inner = ScriptedBackend([Completion("", "error"), Completion("fine", "stop")])
-    backend = CachedBackend(inner, ResponseCache(tmp_path / "c.sqlite"), model="m")
+    backend = CachedBackend(inner, ResponseCache(tmp_path / "c.sqlite"))
 
     async def twice():
         return [await backend.chat([{"role": "user", "content": "q"}]) for _ in range(2)]
@@ -99,28 +101,35 @@ def test_error_completions_are_not_cached(tmp_path):
     assert inner.calls == 2
 
 
-BASE = dict(backend="openai:m", model="m", messages=[{"role": "user", "content": "hi"}], temperature=0.0,
-            max_tokens=16, stop=None, seed=None, json=False)
+BASE_MESSAGES = [{"role": "user", "content": "hi"}]
+BASE_PARAMS = dict(temperature=0.0, max_tokens=16, stop=None, seed=None, response_format=None, logprobs=None)
+SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {"name": "yes_no", "schema": {
+    "type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"]}}}
+
+
+def key(identity: str = "openai:m", messages=BASE_MESSAGES, **change) -> str:
+    return request_key(identity, messages, ChatParams(**{**BASE_PARAMS, **change}))
 
 
 @pytest.mark.parametrize("change", [
-    {"backend": "local:m"}, {"model": "n"}, {"messages": [{"role": "user", "content": "hi!"}]},
+    {"identity": "local:m"}, {"messages": [{"role": "user", "content": "hi!"}]},
     {"messages": [{"role": "system", "content": "hi"}]}, {"temperature": 0.5}, {"max_tokens": 17},
-    {"stop": ["\n"]}, {"seed": 0}, {"json": True},
+    {"stop": ["\n"]}, {"seed": 0}, {"response_format": {"type": "json_object"}},
+    {"response_format": SCHEMA_FORMAT}, {"logprobs": 0}, {"logprobs": 5},
 ])
 def test_every_request_field_is_part_of_the_key(change):
-    assert request_key(**{**BASE, **change}) != request_key(**BASE)
+    assert key(**change) != key()
 
 
 def test_key_does_not_depend_on_stop_container_type():
-    assert request_key(**{**BASE, "stop": ["a", "b"]}) == request_key(**{**BASE, "stop": ("a", "b")})
-    assert request_key(**{**BASE, "stop": []}) == request_key(**BASE)
+    assert key(stop=["a", "b"]) == key(stop=("a", "b"))
+    assert key(stop=[]) == key()
 
 
 def test_two_backends_on_one_file_write_concurrently(tmp_path):
     path = tmp_path / "shared.sqlite"
-    backends = [CachedBackend(ScriptedBackend(lambda messages, params, n=n: f"{n}:{messages[0]['content']}"),
-                              ResponseCache(path), model=f"m{n}") for n in range(2)]
+    backends = [CachedBackend(ScriptedBackend(lambda messages, params, n=n: f"{n}:{messages[0]['content']}",
+                                              name=f"scripted:m{n}"), ResponseCache(path)) for n in range(2)]
 
     async def many():
         return await asyncio.gather(*(b.chat([{"role": "user", "content": f"q{i}"}])
@@ -174,3 +183,124 @@ def test_cache_file_is_created_in_wal_mode(tmp_path):
     mode = cache._conn.execute("PRAGMA journal_mode").fetchone()[0]
     cache.close()
     assert mode == "wal"
+
+
+def ask_twice(backend_config: dict, cache_path: Path, prompt=PROMPTS[0], **params) -> list[Completion]:
+    """A fresh cached backend (as a new run builds) asks `prompt` twice with `params`."""
+    backend = build_backend({**backend_config, "cache": True}, cache_path=cache_path)
+
+    async def session():
+        try:
+            return [await backend.chat(prompt, **params) for _ in range(2)]
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(session())
+
+
+def test_two_servers_with_one_model_name_do_not_share_entries(tmp_path):
+    cache_path = tmp_path / "responses.sqlite"
+    with FaultServer(reply=lambda body: "from server one") as one, FaultServer(reply=lambda body: "from two") as two:
+        assert one.backend_config()["model"] == two.backend_config()["model"] == "fake-model"
+        first = ask_twice(one.backend_config(), cache_path)
+        second = ask_twice(two.backend_config(), cache_path)
+        counts = (one.request_count, two.request_count)
+    assert [c.text for c in first + second] == ["from server one"] * 2 + ["from two"] * 2
+    assert [c.cached for c in first + second] == [False, True, False, True]
+    assert counts == (1, 1)
+    assert len(ResponseCache(cache_path)) == 2
+
+
+def test_a_changed_extra_body_misses(tmp_path):
+    cache_path = tmp_path / "responses.sqlite"
+    with FaultServer() as server:
+        ask_twice(server.backend_config(extra_body={"top_p": 0.5}), cache_path)
+        changed = ask_twice(server.backend_config(extra_body={"top_p": 0.9}), cache_path)
+        requests = server.request_count
+    assert [c.cached for c in changed] == [False, True]
+    assert requests == 2
+
+
+def test_a_different_response_format_misses(tmp_path):
+    cache_path = tmp_path / "responses.sqlite"
+    with FaultServer() as server:
+        runs = [ask_twice(server.backend_config(), cache_path, response_format=response_format)
+                for response_format in (None, {"type": "json_object"}, SCHEMA_FORMAT)]
+        requests = server.request_count
+    assert [[c.cached for c in run] for run in runs] == [[False, True]] * 3
+    assert requests == 3
+    assert runs[0][1].text == "echo: prompt 0" and runs[1][1].text == '{"echo": "prompt 0"}'
+
+
+def test_a_different_logprobs_k_misses(tmp_path):
+    cache_path = tmp_path / "responses.sqlite"
+    with FaultServer() as server:
+        runs = [ask_twice(server.backend_config(), cache_path, logprobs=k) for k in (None, 1, 2)]
+        requests = server.request_count
+    assert [[c.cached for c in run] for run in runs] == [[False, True]] * 3
+    assert requests == 3
+    assert [body["top_logprobs"] for body in (r.body for r in server.received) if "top_logprobs" in body] == [1, 2]
+
+
+SCORED = Completion("yes", "stop", {"prompt_tokens": 3, "completion_tokens": 1},
+                    logprobs=(TokenLogprob("yes", -0.25, {"yes": -0.25, "no": -1.5}),
+                              TokenLogprob("", -0.01, {})))
+
+
+def test_a_cached_completion_round_trips_its_logprobs(tmp_path):
+    path = tmp_path / "responses.sqlite"
+    inner = ScriptedBackend([SCORED])
+
+    async def ask(backend):
+        return await backend.chat([{"role": "user", "content": "ok?"}], logprobs=2)
+
+    stored = asyncio.run(ask(CachedBackend(inner, ResponseCache(path))))
+    reopened = asyncio.run(ask(CachedBackend(inner, ResponseCache(path))))   # a new run on the same file
+    assert stored.logprobs == SCORED.logprobs and not stored.cached
+    assert reopened.cached and reopened.logprobs == SCORED.logprobs
+    assert inner.calls == 1
+
+
+def test_a_completion_without_logprobs_comes_back_without(tmp_path):
+    cache = ResponseCache(tmp_path / "responses.sqlite")
+    cache.put("k", "scripted", Completion("plain", "stop"))
+    assert cache.get("k").logprobs is None
+
+
+OLD_SCHEMA = """CREATE TABLE responses (key TEXT PRIMARY KEY, backend TEXT NOT NULL, text TEXT NOT NULL,
+    finish_reason TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    created REAL NOT NULL)"""
+
+
+def test_a_cache_file_from_before_logprobs_still_opens(tmp_path):
+    path = tmp_path / "responses.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(OLD_SCHEMA)
+    old.execute("INSERT INTO responses VALUES ('old-key', 'openai:m', 'old text', 'stop', 1, 2, 0.0)")
+    old.commit()
+    old.close()
+    cache = ResponseCache(path)
+    assert len(cache) == 1
+    assert cache.get("old-key") == Completion("old text", "stop", {"prompt_tokens": 1, "completion_tokens": 2},
+                                              cached=True)
+    cache.put("new-key", "scripted", SCORED)
+    assert cache.get("new-key").logprobs == SCORED.logprobs
+    cache.close()
+    assert ResponseCache(path).get("new-key").text == "yes"   # a second open finds the column in place
+
+
+def test_the_cache_keys_on_the_raw_backends_identity_through_the_wrappers(tmp_path):
+    with FaultServer() as server:
+        backend = build_backend(server.backend_config(cache=True), cache_path=tmp_path / "c.sqlite")
+        raw = backend.inner.inner.inner
+        assert backend.identity == backend.cache_identity == raw.cache_identity
+        assert server.base_url in raw.cache_identity
+        asyncio.run(backend.aclose())
+
+
+def test_a_backend_without_cache_identity_cannot_be_cached(tmp_path):
+    class Anonymous:
+        name = "anonymous"
+
+    with pytest.raises(TypeError, match="anonymous: backend .* has no cache_identity"):
+        CachedBackend(Anonymous(), ResponseCache(tmp_path / "c.sqlite"))

@@ -27,28 +27,31 @@ def role_of(messages: list[dict[str, str]]) -> str:
 
 
 class FakeAgents:
-    """Replies in the required formats: the answer echoes the question number, reviewers vote by
-    `votes(round_index, reviewer_call_index)`, the chairman asks "Question N?"; `overrides[role]`
-    replaces a role's reply (a string or a function of the request messages)."""
+    """Replies in the required formats: the answer (free text) echoes the question, reviewers answer their JSON
+    schema and vote by `votes(reviewer_call_index)`, the chairman's JSON asks "Question N?"; `overrides[role]`
+    replaces a role's reply (a string or a function of the request messages). `formats[role]` collects the
+    response_format of every request of a role."""
 
     def __init__(self, votes: Callable[[int], str] | None = None, **overrides: Any):
         self.votes = votes or (lambda call: "positive")
         self.overrides = overrides
         self.calls: dict[str, int] = {"candidate": 0, "reviewer": 0, "chairman": 0, "other": 0}
+        self.formats: dict[str, list[Any]] = {role: [] for role in self.calls}
 
     def __call__(self, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
         role = role_of(messages)
         self.calls[role] += 1
+        self.formats[role].append(params["response_format"])
         if role in self.overrides:
             override = self.overrides[role]
             return override(messages) if callable(override) else override
         if role == "candidate":
             return f"I should think.\nANSWER: answer to: {messages[-1]['content']}"
         if role == "reviewer":
-            return f"hidden thoughts\nREVIEW: fine on all five criteria\nVOTE: {self.votes(self.calls['reviewer'] - 1)}"
+            return json.dumps({"review": "fine on all five criteria", "vote": self.votes(self.calls["reviewer"] - 1)})
         if role == "chairman":
             asked = messages[-1]["content"].split("Latest answer:")[0].count("\n") - 1
-            return f"Private plan.\nQUESTION: Question {asked + 1} about {params['seed'] % 97}?"
+            return json.dumps({"question": f"Question {asked + 1} about {params['seed'] % 97}?"})
         return "unexpected"
 
 

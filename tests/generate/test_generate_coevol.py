@@ -13,9 +13,9 @@ from chat.conversation import Conversation, Message
 from generate.coevol import CoevolBackends, refine_conversation
 from generate.coevol_config import CoevolConfig
 from generate.coevol_run import run_coevol
-from generate.coevol_steps import (NEW, OLD, TIE, context_window, format_debater_input, format_free_debate_input,
-                                   format_judge_input, merge_verdicts, parse_advisor_output, parse_judge_output,
-                                   parse_review_output)
+from generate.coevol_steps import (JUDGE_FORMAT, NEW, OLD, TIE, advisor_format, context_window, format_debater_input,
+                                   format_free_debate_input, format_judge_input, merge_verdicts, parse_advisor_output,
+                                   parse_editor_output, parse_judge_output, parse_review_output)
 from generate.prompts import render
 
 DEBATER_MARKS = {"positive": "You are the positive debater", "critical": "You are the critical debater"}
@@ -34,33 +34,36 @@ def role_of(messages):
 
 
 class FakeCoevol:
-    """Agents in the required formats; the judge prefers the edit when `prefer_new(edits in the new response)`."""
+    """Agents in the required formats (debaters and editor free text, advisor and judge JSON); the judge prefers
+    the edit when `prefer_new(edits in the new response)`. `formats[role]` collects each request's response_format."""
 
     def __init__(self, prefer_new=lambda edits: True, **overrides):
         self.prefer_new = prefer_new
         self.overrides = overrides
         self.calls = {"positive": 0, "critical": 0, "advisor": 0, "editor": 0, "judge": 0, "other": 0}
+        self.formats = {role: [] for role in self.calls}
 
     def __call__(self, messages, params):
         role = role_of(messages)
         self.calls[role] += 1
+        self.formats[role].append(params["response_format"])
         if role in self.overrides:
             value = self.overrides[role]
             return value(messages) if callable(value) else value
         if role in DEBATER_MARKS:
             return f"thinking\nREVIEW: {role} view {self.calls[role]}"
         if role == "advisor":
-            return "plan\nSUGGESTIONS:\n1. add an example\n2. be precise"
+            return json.dumps({"suggestions": ["add an example", "be precise"]})
         if role == "editor":
             response = messages[1]["content"].split("Response:\n")[1].split("\n\nSuggestions:")[0]
             return f"draft\nRESPONSE: {response} (edited)"
         if role == "judge":
             text = messages[1]["content"]
             a = text.split("Response A:\n")[1].split("\n\nResponse B:")[0]
-            b = text.split("Response B:\n")[1].split("\n\nWrite your")[0]
+            b = text.split("Response B:\n")[1].split("\n\nReply with")[0]
             new = "A" if a.count("(edited)") > b.count("(edited)") else "B"
             new_wins = self.prefer_new(max(a.count("(edited)"), b.count("(edited)")))
-            return "VERDICT: " + (new if new_wins else {"A": "B", "B": "A"}[new])
+            return json.dumps({"verdict": new if new_wins else {"A": "B", "B": "A"}[new]})
         return "unexpected"
 
 
@@ -87,6 +90,36 @@ def test_advisor_keeps_at_most_three_suggestions_and_joins_continuation_lines():
     assert parse_advisor_output(text, 3) == ["first more of first", "second", "third"]
 
 
+def test_advisor_and_judge_read_the_json_objects_of_their_schemas():
+    assert parse_advisor_output('{"suggestions": ["first", " ", "second", "third", "fourth"]}', 3) == \
+        ["first", "second", "third"]
+    assert parse_advisor_output('{"suggestions": []}', 3) == [] == parse_advisor_output('{"suggestions": ["None."]}', 3)
+    assert parse_judge_output('{"verdict": "B"}') == "B" and parse_judge_output('{"verdict": "tie"}') == "tie"
+    assert parse_judge_output('{"verdict": "a"}') == "A"
+    with pytest.raises(ParseError, match="verdict"):
+        parse_judge_output('{"verdict": "both"}')
+    with pytest.raises(ParseError, match='"suggestions"'):
+        parse_advisor_output('{"suggestions": "add an example"}', 3)
+    with pytest.raises(ParseError, match="not a complete JSON object"):
+        parse_judge_output('{"verdict": ')
+
+
+def test_advisor_and_judge_send_their_schemas_the_other_agents_write_free_text():
+    agents = FakeCoevol(prefer_new=lambda edits: False)
+    refine(agents, iterations=1, max_suggestions=2)
+    assert agents.formats["advisor"] == [advisor_format(2)] and agents.formats["judge"] == [JUDGE_FORMAT] * 2
+    assert agents.formats["positive"] == agents.formats["critical"] == [None, None]
+    assert agents.formats["editor"] == [None]
+    assert advisor_format(2) == {"type": "json_schema", "json_schema": {
+        "name": "suggestions", "strict": True, "schema": {
+            "type": "object", "properties": {"suggestions": {"type": "array", "items": {"type": "string"},
+                                                             "maxItems": 2}},
+            "required": ["suggestions"], "additionalProperties": False}}}
+    assert JUDGE_FORMAT == {"type": "json_schema", "json_schema": {"name": "verdict", "strict": True, "schema": {
+        "type": "object", "properties": {"verdict": {"type": "string", "enum": ["A", "B", "tie"]}},
+        "required": ["verdict"], "additionalProperties": False}}}
+
+
 def test_advisor_none_means_no_edit_and_a_missing_marker_is_a_parse_error():
     assert parse_advisor_output("SUGGESTIONS: none", 3) == []
     with pytest.raises(ParseError):
@@ -109,8 +142,12 @@ def test_both_orders_must_agree_for_a_winner(old_first, new_first, merged):
     assert merge_verdicts(old_first, new_first) == merged
 
 
-def test_review_is_the_text_after_the_marker():
+def test_review_and_edit_are_the_reply_or_the_text_after_a_marker():
     assert parse_review_output("private\nREVIEW: solid") == "solid"
+    assert parse_review_output(" Solid and accurate.\n") == "Solid and accurate."
+    assert parse_editor_output("RESPONSE: 7 is prime.") == "7 is prime." == parse_editor_output("7 is prime.")
+    with pytest.raises(ParseError, match="empty"):
+        parse_editor_output("\n ")
 
 
 def test_context_window_keeps_system_and_last_three_exchanges():
@@ -160,13 +197,13 @@ def test_stop_on_not_better_keeps_the_previous_response():
 
 
 def test_a_tie_across_orders_is_not_better():
-    agents = FakeCoevol(judge=lambda messages: "VERDICT: B")
+    agents = FakeCoevol(judge=lambda messages: '{"verdict": "B"}')
     result, _ = refine(agents, iterations=3)
     assert result.turns[0].final == "7" and result.turns[0].iterations[0]["verdict"]["merged"] == TIE
 
 
 def test_parse_failure_stops_after_reasks_and_keeps_the_previous_response():
-    agents = FakeCoevol(editor="no marker")
+    agents = FakeCoevol(editor=" ")
     result, backend = refine(agents, iterations=3, max_reasks=1)
     turn = result.turns[0]
     assert turn.final == "7" and turn.stop_reason == "parse_failure"
@@ -174,8 +211,33 @@ def test_parse_failure_stops_after_reasks_and_keeps_the_previous_response():
 
 
 def test_no_suggestions_stops_without_editing():
-    result, backend = refine(FakeCoevol(advisor="SUGGESTIONS: none"), iterations=3)
+    result, backend = refine(FakeCoevol(advisor='{"suggestions": []}'), iterations=3)
     assert result.turns[0].stop_reason == "no_suggestions" and backend.calls == 5
+
+
+DEGENERATE = ["In the In the In the In the In the In the", "1 1 1 1 1 1 1 1", "I\nI\nI\nI\nI\nI\nI\nI\nI"]
+
+
+@pytest.mark.parametrize("degenerate", DEGENERATE)
+def test_a_degenerate_edit_is_never_judged_and_stops_with_the_previous_response(degenerate):
+    edits = iter(["RESPONSE: 7 (edited)", f"RESPONSE: {degenerate}"])
+    result, backend = refine(FakeCoevol(editor=lambda messages: next(edits)), iterations=3)
+    turn = result.turns[0]
+    assert turn.final == "7 (edited)" and turn.stop_reason == "degenerate_text"
+    assert [it["accepted"] for it in turn.iterations] == [True, False]
+    assert turn.iterations[1]["edited"] == degenerate and "verdict" not in turn.iterations[1]
+    assert turn.iterations[1]["degenerate_text"].startswith("turn1/iter2/editor")
+    assert backend.calls == 8 + 6
+
+
+@pytest.mark.parametrize("role", ["critical", "advisor"])
+def test_a_degenerate_review_or_suggestion_stops_the_turn(role):
+    reply = {"critical": "REVIEW: " + "In the " * 10, "advisor": json.dumps({"suggestions": ["1 1 1 1 1 1 1 1"]})}[role]
+    result, backend = refine(FakeCoevol(**{role: reply}), iterations=3)
+    turn = result.turns[0]
+    assert turn.stop_reason == "degenerate_text" and turn.final == "7"
+    assert backend.calls == {"critical": 2, "advisor": 5}[role]
+    assert len(turn.iterations[0]["debate"]) == {"critical": 2, "advisor": 4}[role]   # what it saw is recorded
 
 
 class ScoreByEdits:
@@ -226,10 +288,23 @@ def test_run_writes_records_report_and_resumes(tmp_path):
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == 3 and rows[0]["messages"][1]["content"].endswith("(edited)")
     assert rows[0]["meta"]["coevol"]["turns"][0]["iterations"][0]["suggestions"] == ["add an example", "be precise"]
+    assert rows[0]["meta"]["prompt_version"] == "generate-v2"
+
+
+def test_a_degenerate_stop_is_counted_and_reported(tmp_path):
+    data = tmp_path / "alpaca.jsonl"
+    data.write_text(json.dumps({"instruction": "Task 0", "input": "", "output": "answer 0"}) + "\n", encoding="utf-8")
+    roles, _ = backends_of(FakeCoevol(editor="RESPONSE: " + "1 " * 12))
+    result = run_coevol(data, tmp_path / "out.jsonl", config(iterations=2), backends=roles, progress=False,
+                        handle_sigint=False)
+    assert result.counters["stop_degenerate_text"] == 1 and result.counters["turns_changed"] == 0
+    report = json.loads((tmp_path / "out.jsonl.summary.json").read_text())["coevol"]
+    assert report["stop_reasons"] == {"degenerate_text": 1}
+    assert json.loads((tmp_path / "out.jsonl").read_text())["messages"][1]["content"] == "answer 0"
 
 
 def test_a_failing_debater_stops_the_turn_after_both_debaters_answered():
-    result, backend = refine(FakeCoevol(critical="no marker"), iterations=3, max_reasks=0)
+    result, backend = refine(FakeCoevol(critical=""), iterations=3, max_reasks=0)
     assert result.turns[0].stop_reason == "parse_failure" and backend.calls == 2 == result.usage["calls"]
 
 

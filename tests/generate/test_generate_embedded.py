@@ -30,6 +30,8 @@ def test_review_instruct_and_sedi_run_on_the_embedded_model(tmp_path):
     result = run_sedi(alpaca_seeds(tmp_path / "tasks.jsonl", 4), tmp_path / "sedi.jsonl", sedi,
                       progress=False, handle_sigint=False)
     assert len(iteration_log_path(tmp_path / "sedi.jsonl").read_text().splitlines()) == 1
-    assert result.counters["llm_calls"] + result.counters["cache_hits"] == 2 + result.kept
+    # 2 generator calls, then one response per instruction that passed the filters (2 per call at most);
+    # a response can still be dropped (empty or degenerate text)
+    assert 2 + result.kept <= result.counters["llm_calls"] + result.counters["cache_hits"] <= 2 + 2 * 2
     rows = (tmp_path / "sedi.jsonl").read_text().splitlines() if (tmp_path / "sedi.jsonl").exists() else []
     assert len(rows) == result.kept

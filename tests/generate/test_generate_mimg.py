@@ -17,9 +17,9 @@ from generate.mimg import MimgBackends, SingleHopQA, merge_chain, single_hop_chu
 from generate.mimg_config import MimgConfig
 from generate.mimg_run import chains_path, qas_path, run_mimg
 from generate.mimg_sampling import nearest_neighbours
-from generate.mimg_steps import (dangling_reference, format_answer_input, format_merge_input, format_question_input,
-                                 format_verify_input, parse_answer_output, parse_merge_output, parse_question_output,
-                                 parse_verify_output)
+from generate.mimg_steps import (ANSWER_FORMAT, MERGE_FORMAT, VERIFY_FORMAT, dangling_reference, format_answer_input,
+                                 format_merge_input, format_question_input, format_verify_input, parse_answer_output,
+                                 parse_merge_output, parse_question_output, parse_verify_output, question_format)
 from generate.prompts import render
 
 MARKS = {role: render(f"mimg_{role}_system", max_questions=3, hops=2).splitlines()[0]
@@ -34,33 +34,38 @@ def role_of(messages):
 
 
 class FakeMimg:
-    """Agents in the required formats: two questions per chunk naming the chunk's first word, answers echoing
-    the question, verification `score(messages)` (default 8), merges joining the questions with "and"."""
+    """Agents replying with their JSON schemas: two questions per chunk naming the chunk's first word (and one
+    dangling), answers echoing the question, verification `score(messages)` (default 8), merges joining the
+    questions with "and". `formats[role]` collects each request's response_format."""
 
     def __init__(self, score=lambda messages: 8, **overrides):
         self.score = score
         self.overrides = overrides
         self.calls = {role: 0 for role in (*MARKS, "other")}
+        self.formats = {role: [] for role in self.calls}
 
     def __call__(self, messages, params):
         role = role_of(messages)
         self.calls[role] += 1
+        self.formats[role].append(params["response_format"])
         if role in self.overrides:
             value = self.overrides[role]
             return value(messages) if callable(value) else value
         text = messages[1]["content"]
         if role == "question":
             topic = text.split(":\n", 1)[1].split()[0]
-            return f"ideas\nQUESTIONS:\n1. When was {topic} founded?\n2. Who led {topic}?\n3. What does this passage say?"
+            return json.dumps({"questions": [f"When was {topic} founded?", f"Who led {topic}?",
+                                             "What does this passage say?"]})
         if role == "answer":
             question = text.split("Question:\n")[1].split("\n")[0]
-            return f"hmm\nANSWER: The answer to '{question}' is stated.\nSHORT ANSWER: fact of {question[:-1]}"
+            return json.dumps({"answer": f"The answer to '{question}' is stated.",
+                               "short_answer": f"fact of {question[:-1]}"})
         if role == "verify":
-            return f"checking\nSCORE: {self.score(messages)}"
+            return json.dumps({"score": self.score(messages)})
         if role == "merge":
             first = text.split("):\n")[1].split("\n")[0]
             second = text.split("New question:\n")[1].split("\n")[0]
-            return f"plan\nQUESTION: {first[:-1]} and {second}\nANSWER: Step 1 ... Step 2 ... final."
+            return json.dumps({"question": f"{first[:-1]} and {second}", "answer": "Step 1 ... Step 2 ... final."})
         return "unexpected"
 
 
@@ -121,6 +126,51 @@ def test_question_parser_caps_rejects_dangling_and_duplicates():
     assert [r["reason"] for r in parsed.rejected] == ["dangling reference: 'this passage'", "duplicate"]
     with pytest.raises(ParseError):
         parse_question_output("QUESTIONS:\n\n", 3)
+
+
+def test_parsers_read_the_json_objects_of_their_schemas():
+    parsed = parse_question_output(json.dumps({"questions": ["Who founded Rome?", "What is this passage about?",
+                                                             "who founded rome", "1 1 1 1 1 1 1 1", "Extra?"]}), 4)
+    assert parsed.questions == ["Who founded Rome?"]
+    assert [r["reason"] for r in parsed.rejected] == ["dangling reference: 'this passage'", "duplicate",
+                                                      "degenerate_text"]
+    with pytest.raises(ParseError, match="no questions"):
+        parse_question_output('{"questions": [" "]}', 3)
+    reply = parse_answer_output('{"answer": "Romulus founded Rome in 753 BC.", "short_answer": "Romulus"}')
+    assert (reply.answer, reply.short_answer, reply.answerable) == ("Romulus founded Rome in 753 BC.", "Romulus", True)
+    assert not parse_answer_output('{"answer": "It is not said.", "short_answer": "Unanswerable."}').answerable
+    assert parse_verify_output('{"score": 9}') == 9 and parse_verify_output('{"score": "7/10"}') == 7
+    for bad in ('{"score": 11}', '{"score": true}', '{"score": 8.5}', '{"score": '):
+        with pytest.raises(ParseError):
+            parse_verify_output(bad)
+    merged = parse_merge_output('{"question": "Who founded the city where X was born?", "answer": "Rome; Romulus."}',
+                                ["Where was X born?"])
+    assert (merged.question, merged.answer) == ("Who founded the city where X was born?", "Rome; Romulus.")
+    with pytest.raises(ParseError, match="unseen passage"):
+        parse_merge_output('{"question": "Who is named in the above?", "answer": "x"}', [])
+
+
+def test_every_step_sends_its_json_schema():
+    agents = FakeMimg()
+    roles, _ = backends_of(agents)
+    asyncio.run(single_hop_chunk(CHUNK, roles, config(max_questions=3)))
+    asyncio.run(merge_chain(qa(1, "a"), [qa(2, "b")], CHUNKS, roles, config(), "chain"))
+    assert agents.formats["question"] == [question_format(3)]
+    assert agents.formats["answer"] == [ANSWER_FORMAT] * 2 and agents.formats["merge"] == [MERGE_FORMAT]
+    assert agents.formats["verify"] == [VERIFY_FORMAT] * 3
+    strict = {"type": "object", "additionalProperties": False}
+    assert question_format(3) == {"type": "json_schema", "json_schema": {
+        "name": "questions", "strict": True, "schema": {
+            **strict, "properties": {"questions": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                                   "maxItems": 3}}, "required": ["questions"]}}}
+    assert ANSWER_FORMAT == {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": {
+        **strict, "properties": {"answer": {"type": "string"}, "short_answer": {"type": "string"}},
+        "required": ["answer", "short_answer"]}}}
+    assert VERIFY_FORMAT == {"type": "json_schema", "json_schema": {"name": "score", "strict": True, "schema": {
+        **strict, "properties": {"score": {"type": "integer", "enum": list(range(1, 11))}}, "required": ["score"]}}}
+    assert MERGE_FORMAT == {"type": "json_schema", "json_schema": {"name": "merged_qa", "strict": True, "schema": {
+        **strict, "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+        "required": ["question", "answer"]}}}
 
 
 def test_answer_parser_splits_long_and_short_answers():
@@ -191,8 +241,37 @@ def test_qas_below_the_threshold_are_dropped():
     assert [qa["dropped"] for qa in record["qas"]] == ["below_threshold", "below_threshold"]
 
 
+DEGENERATE = ["In the In the In the In the In the In the", "1 1 1 1 1 1 1 1", "I\nI\nI\nI\nI\nI\nI\nI\nI"]
+
+
+@pytest.mark.parametrize("degenerate", DEGENERATE)
+def test_degenerate_questions_and_answers_are_dropped_with_their_reason(degenerate):
+    questions = json.dumps({"questions": ["When was Acme founded?", degenerate, "Who led Acme?"]})
+
+    def answer(messages):
+        long = degenerate if "Who led" in messages[1]["content"] else "Acme was founded in 1901."
+        return json.dumps({"answer": long, "short_answer": "1901"})
+
+    roles, backend = backends_of(FakeMimg(question=questions, answer=answer))
+    record = asyncio.run(single_hop_chunk(CHUNK, roles, config()))
+    assert record["rejected"] == [{"question": degenerate, "reason": "degenerate_text"}]
+    assert [(qa["question"], qa["kept"], qa.get("dropped")) for qa in record["qas"]] == [
+        ("When was Acme founded?", True, None), ("Who led Acme?", False, "degenerate_text")]
+    assert backend.calls == 1 + 2 + 1                 # the degenerate answer is never verified
+
+
+def test_a_degenerate_merge_stops_the_chain():
+    merges = iter([json.dumps({"question": "Q1 and Q2?", "answer": "Step 1, step 2, final."}),
+                   json.dumps({"question": "Q1, Q2 and Q3?", "answer": "In the " * 10})])
+    roles, backend = backends_of(FakeMimg(merge=lambda messages: next(merges)))
+    steps, _, _ = asyncio.run(merge_chain(qa(1, "a"), [qa(2, "b"), qa(3, "c"), qa(4, "d")], CHUNKS, roles,
+                                          config(), "chain"))
+    assert [(s.hops, s.kept, s.dropped) for s in steps] == [(2, True, None), (3, False, "degenerate_text")]
+    assert steps[1].detail.startswith("merge/3: 'In the In the") and backend.calls == 2 + 1
+
+
 def test_unparseable_questions_are_reasked_then_the_chunk_has_no_qas():
-    agents = FakeMimg(question="no list at all")
+    agents = FakeMimg(question='{"questions": [" "]}')
     roles, backend = backends_of(agents)
     record = asyncio.run(single_hop_chunk(CHUNK, roles, config(max_reasks=1)))
     assert record["qas"] == [] and "question_failure" in record and backend.calls == 2
@@ -250,6 +329,7 @@ def test_run_writes_training_records_report_and_resumes(tmp_path):
     report = result.report
     assert report["chunks"] == 6 and report["single_hop_qas_kept"] == 12
     assert report["pass_rates"]["questions_self_contained"] == {"passed": 12, "total": 18, "rate": 12 / 18}
+    assert report["dropped"] == {"questions": {"dangling_reference": 6}, "single_hop": {}, "multi_hop": {}}
     assert report["hop_distribution"] == {"2": 24, "3": 12} and report["multi_hop_qas_kept"] == 36
     assert report["chain_kinds"] == {"crossdoc": 24, "indoc": 12}   # 2 distinct questions per document
     assert report["llm_calls"] == backend.calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from generate_helpers import FakeAgents, FakeRM, agents_backend, role_of
@@ -13,8 +14,8 @@ from generate.agents import ParseError
 from generate.config import ReviewInstructConfig
 from generate.prompts import render
 from generate.review_instruct import ReviewInstructBackends, review_instruct_conversation
-from generate.review_steps import (BREADTH, DEPTH, UNREVIEWED, breadth_or_depth, parse_candidate_output,
-                                   parse_chairman_output, parse_reviewer_output)
+from generate.review_steps import (BREADTH, CHAIRMAN_FORMAT, DEPTH, REVIEWER_FORMAT, UNREVIEWED, breadth_or_depth,
+                                   parse_candidate_output, parse_chairman_output, parse_reviewer_output)
 from generate.reward import AsyncRewardScorer
 from generate.seeds import SeedPrompt
 
@@ -38,21 +39,58 @@ def test_calls_per_conversation_are_rounds_times_candidate_reviewers_chairman(ro
 
 
 def test_reasks_add_exactly_their_calls():
-    replies = iter(["no marker here", "ANSWER: fixed"])
-    agents = FakeAgents(candidate=lambda messages: next(replies, "ANSWER: later answer"))
+    too_long = "word " * 301
+    replies = iter([too_long, "ANSWER: fixed"])
+    agents = FakeAgents(candidate=lambda messages: next(replies, "later answer"))
     result, backend, _ = grow(agents, rounds=2, reviewers=3)
     assert result.kept and result.reasks == 1
     assert backend.calls == 2 * 5 + 1
+    assert [m.content for m in result.conversation.messages if m.role == "assistant"] == ["fixed", "later answer"]
     reask = backend.requests[1].messages
-    assert reask[-2] == {"role": "assistant", "content": "no marker here"}
-    assert reask[-1]["content"] == render("reask", error='no line starting with "ANSWER:"', marker="ANSWER:")
+    assert reask[-2] == {"role": "assistant", "content": too_long}
+    assert reask[-1]["content"] == render("reask", error="the answer has 301 words, the limit is 300", fields=[])
+    assert reask[-1]["content"].endswith("Reply again in the required format.")
 
 
 def test_a_step_is_reasked_at_most_twice_then_the_seed_is_dropped():
-    result, backend, agents = grow(FakeAgents(chairman="I forgot the marker"), rounds=2, reviewers=1)
+    repeat = json.dumps({"question": "What is a prime number?"})
+    result, backend, agents = grow(FakeAgents(chairman=repeat), rounds=2, reviewers=1)
     assert not result.kept and result.reason == "parse_failure"
     assert agents.calls["chairman"] == 3
     assert backend.calls == 1 + 1 + 3
+    reask = backend.requests[3].messages
+    assert reask[-2] == {"role": "assistant", "content": repeat}
+    assert reask[-1]["content"] == render("reask", error="the question repeats an earlier question",
+                                          fields=["question"])
+    assert reask[-1]["content"].endswith('only a JSON object with the keys "question".')
+
+
+def test_structured_steps_send_their_json_schema_and_the_answer_stays_free_text():
+    _, _, agents = grow(rounds=2, reviewers=2)
+    assert agents.formats["candidate"] == [None, None]
+    assert agents.formats["reviewer"] == [REVIEWER_FORMAT] * 4
+    assert agents.formats["chairman"] == [CHAIRMAN_FORMAT] * 2
+    assert REVIEWER_FORMAT == {"type": "json_schema", "json_schema": {"name": "review_vote", "strict": True, "schema": {
+        "type": "object", "properties": {"review": {"type": "string"},
+                                         "vote": {"type": "string", "enum": ["positive", "negative"]}},
+        "required": ["review", "vote"], "additionalProperties": False}}}
+    assert CHAIRMAN_FORMAT == {"type": "json_schema", "json_schema": {
+        "name": "next_question", "strict": True, "schema": {
+            "type": "object", "properties": {"question": {"type": "string"}}, "required": ["question"],
+            "additionalProperties": False}}}
+
+
+@pytest.mark.parametrize("role", ["candidate", "reviewer", "chairman"])
+@pytest.mark.parametrize("degenerate", ["In the In the In the In the In the In the", "1 1 1 1 1 1 1 1",
+                                        "I\nI\nI\nI\nI\nI\nI\nI\nI"])
+def test_a_degenerate_answer_review_or_question_drops_the_seed(role, degenerate):
+    reply = {"candidate": f"ANSWER: {degenerate}", "reviewer": json.dumps({"review": degenerate, "vote": "positive"}),
+             "chairman": json.dumps({"question": degenerate})}[role]
+    result, backend, _ = grow(FakeAgents(**{role: reply}), rounds=2, reviewers=1)
+    assert not result.kept and result.reason == "degenerate_text" and result.conversation is None
+    assert backend.calls == {"candidate": 1, "reviewer": 2, "chairman": 3}[role]   # nothing built on it
+    assert result.detail.startswith({"candidate": "candidate/1", "reviewer": "reviewers/1",
+                                     "chairman": "chairman/1"}[role])
 
 
 def test_exact_prompts_of_each_role():
@@ -147,8 +185,29 @@ def test_last_round_question_is_kept_in_meta_or_not_asked():
     assert backend.calls == 2 * 3 - 1 and result.conversation.meta["next_question"] is None
 
 
+def test_parsers_read_the_json_objects_of_their_schemas():
+    review = parse_reviewer_output('{"review": "weak depth", "vote": "negative"}', "r")
+    assert (review.reviewer, review.text, review.vote) == ("r", "weak depth", "negative")
+    assert parse_reviewer_output('```json\n{"review": "ok", "vote": "Positive"}\n```', "r").vote == "positive"
+    assert parse_chairman_output('{"question": " Why is 2 prime? "}', ["What is a prime?"], 50) == "Why is 2 prime?"
+    assert parse_chairman_output('Sure: {"question": "Why is 2 prime?"}', [], 50) == "Why is 2 prime?"
+    with pytest.raises(ParseError, match="not a complete JSON object"):
+        parse_reviewer_output('{"review": "cut off at max_tok', "r")
+    with pytest.raises(ParseError, match='"vote"'):
+        parse_reviewer_output('{"review": "fine"}', "r")
+    with pytest.raises(ParseError, match="repeats"):
+        parse_chairman_output('{"question": "What is a prime number?"}', ["What is a prime number?"], 50)
+    with pytest.raises(ParseError, match="words"):
+        parse_chairman_output(json.dumps({"question": "why " * 51}), [], 50)
+
+
 def test_parsers_require_their_parts():
     assert parse_candidate_output("thinking\n**ANSWER:** Paris", 10) == "Paris"
+    assert parse_candidate_output(" The capital is Canberra.\n", 10) == "The capital is Canberra."
+    with pytest.raises(ParseError, match="empty"):
+        parse_candidate_output("  \n", 10)
+    with pytest.raises(ParseError, match='nothing after "ANSWER:"'):
+        parse_candidate_output("notes\nANSWER:", 10)
     with pytest.raises(ParseError):
         parse_candidate_output("ANSWER: " + "word " * 11, 10)
     review = parse_reviewer_output("x\nREVIEW: weak depth\nVOTE: Negative.", "r")

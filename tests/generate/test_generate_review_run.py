@@ -39,7 +39,7 @@ def test_kept_conversations_are_canonical_with_meta_and_counters(tmp_path):
 
 def test_resume_grows_only_unfinished_seeds_and_remembers_dropped_ones(tmp_path):
     source = alpaca_seeds(tmp_path / "seeds.jsonl", 5)
-    drop_two = FakeAgents(candidate=lambda m: "no marker" if "number 2." in m[1]["content"] else "ANSWER: ok")
+    drop_two = FakeAgents(candidate=lambda m: "long " * 301 if "number 2." in m[1]["content"] else "ANSWER: ok")
     first, _ = run(tmp_path, source, drop_two, limit=3)
     assert first.kept == 2 and first.dropped == {"parse_failure": 1}
     second, backend = run(tmp_path, source, drop_two)
@@ -48,6 +48,16 @@ def test_resume_grows_only_unfinished_seeds_and_remembers_dropped_ones(tmp_path)
     log = {row["id"]: row for row in read_records_raw(seed_log_path(tmp_path / "out.jsonl"))}
     assert log["s2"]["kept"] is False and log["s2"]["dropped"] == "parse_failure"
     assert len(list(read_records(tmp_path / "out.jsonl"))) == 4
+
+
+def test_degenerate_seeds_are_counted_and_logged_with_their_reason(tmp_path):
+    source = alpaca_seeds(tmp_path / "seeds.jsonl", 3)
+    loop = FakeAgents(candidate=lambda m: "ANSWER: " + "In the " * 12 if "number 1." in m[1]["content"] else "ANSWER: ok")
+    result, _ = run(tmp_path, source, loop, rounds=1)
+    assert result.kept == 2 and result.dropped == {"degenerate_text": 1}
+    assert result.counters["dropped_degenerate_text"] == 1
+    log = {row["id"]: row for row in read_records_raw(seed_log_path(tmp_path / "out.jsonl"))}
+    assert log["s1"]["dropped"] == "degenerate_text" and log["s1"]["detail"].startswith("candidate/1: 'In the In the")
 
 
 def read_records_raw(path):

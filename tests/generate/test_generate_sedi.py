@@ -9,27 +9,27 @@ from itertools import combinations
 import pytest
 from generate_helpers import write_jsonl
 
+from chat.backends.base import Completion
 from chat.backends.scripted import ScriptedBackend
 from generate.config import SediConfig
 from generate.export import export_file
 from generate.rouge import rouge_l
 from generate.sedi import SediBackends, iteration_log_path, run_sedi
-from generate.sedi_steps import instruction_filter_reason, parse_generated_instructions
+from generate.agents import ParseError
+from generate.sedi_steps import generation_format, instruction_filter_reason, parse_generated_instructions
 
 WORDS = ("river mountain poem budget recipe python essay planet history letter summary story riddle email "
          "garden theorem market song travel chess").split()
 
 
 def generator(messages, params):
-    """Three tasks per call: a fresh one, a near copy of it, and one that copies the first example task."""
-    if "Come up with a series" not in messages[-1]["content"]:
+    """Three tasks per call (JSON): a fresh one, a near copy of it, and one that copies the first example task."""
+    if not messages[-1]["content"].startswith("Come up with"):
         return f"Response to: {messages[-1]['content']}"
     rng = random.Random(params["seed"])
     topic = " ".join(rng.sample(WORDS, 4))
-    prompt = messages[-1]["content"]
-    first_example = prompt.split("Task 1: ")[1].split("\n")[0]
-    n = prompt.count("\nTask ")                      # the example tasks and the open "Task k+1:"
-    return f"Write about {topic} today.\nTask {n + 1}: Write about {topic} today please.\nTask {n + 2}: {first_example}"
+    first_example = messages[-1]["content"].split("Task 1: ")[1].split("\n")[0]
+    return json.dumps({"tasks": [f"Write about {topic} today.", f"Write about {topic} today please.", first_example]})
 
 
 def seeds(path, n=8):
@@ -47,8 +47,8 @@ class SeedRM:
         return self.score([conversation])
 
 
-def run(tmp_path, mode, rm=None, **values):
-    backend = ScriptedBackend(generator)
+def run(tmp_path, mode, rm=None, responder=generator, **values):
+    backend = ScriptedBackend(responder)
     config = SediConfig(**{"mode": mode, "backends": {"default": {"kind": "scripted"}}, "iterations": 2,
                            "requests_per_iteration": 4, "instructions_per_call": 3, "seed_examples": 3,
                            "machine_examples": 1, **values})
@@ -72,14 +72,52 @@ def test_self_instruct_rejects_rouge_l_at_or_above_0_7_against_the_pool_and_answ
     assert result.per_kept()["llm_calls"] == pytest.approx(backend.calls / result.kept)
 
 
-def test_prompts_show_sampled_seed_tasks_and_stop_after_the_asked_number(tmp_path):
+def test_prompts_show_sampled_seed_tasks_and_ask_for_a_bounded_json_batch(tmp_path):
     _, backend, rows = run(tmp_path, "self-instruct", iterations=1)
     request = backend.requests[0]
     prompt = request.messages[-1]["content"]
-    assert prompt.startswith("Come up with a series of new, diverse tasks.")
-    assert prompt.count("Seed task") == 3 and prompt.endswith("Task 4:")
-    assert request.params["stop"] == ["Task 7:"]
+    assert prompt.startswith("Come up with 3 new, diverse tasks.")
+    assert prompt.count("Seed task") == 3 and "Task 3: Seed task" in prompt and "Task 4:" not in prompt
+    assert prompt.endswith('Reply with only a JSON object with one key, "tasks": a list of 3 new tasks, each one '
+                           'instruction as a string.')
+    assert request.params["stop"] is None
+    assert request.params["response_format"] == generation_format(3) == {
+        "type": "json_schema", "json_schema": {"name": "new_tasks", "strict": True, "schema": {
+            "type": "object", "properties": {"tasks": {"type": "array", "items": {"type": "string"},
+                                                       "minItems": 1, "maxItems": 3}},
+            "required": ["tasks"], "additionalProperties": False}}}
+    responses = [r for r in backend.requests if not r.messages[-1]["content"].startswith("Come up with")]
+    assert responses and all(r.params["response_format"] is None for r in responses)    # responses are free text
     assert all(len(row["meta"]["seed_ids"]) == 3 for row in rows)
+    assert rows[0]["meta"]["prompt_version"] == "generate-v2"
+
+
+DEGENERATE = ["In the In the In the In the In the In the", "1 1 1 1 1 1 1 1", "I\nI\nI\nI\nI\nI\nI\nI\nI"]
+
+
+def test_degenerate_instructions_and_responses_are_dropped_and_counted(tmp_path):
+    def responder(messages, params):
+        prompt = messages[-1]["content"]
+        if prompt.startswith("Come up with"):
+            return json.dumps({"tasks": [*DEGENERATE, f"Write about {WORDS[params['seed'] % 20]} and tea now."]})
+        return "In the " * 10 if "tea" in prompt else generator(messages, params)
+
+    result, backend, rows = run(tmp_path, "self-instruct", responder=responder, iterations=1,
+                                requests_per_iteration=1, instructions_per_call=4)
+    assert result.counters["generated"] == 4 and result.counters["dropped_degenerate_text"] == 3 + 1
+    assert rows == [] and result.dropped == {"degenerate_text": 4}
+    assert backend.calls == 1 + 1        # only the ordinary instruction was answered
+
+
+def test_an_unparseable_generator_reply_is_counted_and_yields_nothing(tmp_path):
+    def responder(messages, params):
+        if messages[-1]["content"].startswith("Come up with"):
+            return Completion('{"tasks": ["Write a poem ab', "length")
+        return generator(messages, params)
+
+    result, backend, rows = run(tmp_path, "self-instruct", responder=responder, iterations=1)
+    assert result.counters["generation_parse_failures"] == 4 and result.counters["generated"] == 0
+    assert rows == [] and backend.calls == 4
 
 
 def test_sedi_batches_hold_mutually_dissimilar_instructions(tmp_path):
@@ -121,10 +159,24 @@ def test_alpaca_export(tmp_path):
     assert set(first) == {"id", "instruction", "input", "output"}
 
 
-def test_parse_and_heuristic_filters():
-    assert parse_generated_instructions(" Write a haiku.\nTask 5: Sort numbers.\n\nTask 6:  Fix  code", 2) \
-        == ["Write a haiku.", "Sort numbers."]
+def test_parse_reads_the_json_batch_and_falls_back_to_labelled_or_listed_text():
+    assert parse_generated_instructions('{"tasks": ["Write  a haiku.", "Task 5: Sort numbers.", " ", "2. Fix code"]}',
+                                        5) == ["Write a haiku.", "Sort numbers.", "Fix code"]
+    assert parse_generated_instructions('{"tasks": ["a b c", "d e f", "g h i"]}', 2) == ["a b c", "d e f"]
+    assert parse_generated_instructions('{"tasks": ["Convert 2.5 liters."]}', 2) == ["Convert 2.5 liters."]
+    with pytest.raises(ParseError, match="not a complete JSON object"):
+        parse_generated_instructions('{"tasks": ["Write a poem ab', 3)
+    with pytest.raises(ParseError, match='"tasks"'):
+        parse_generated_instructions('{"tasks": "Write a haiku."}', 3)
+    # free-text fallback: "Task N:" labels (a preamble before the first is dropped), list items, or lines
+    assert parse_generated_instructions("Here you go:\nTask 5: Sort numbers.\n\nTask 6:  Fix  code", 5) \
+        == ["Sort numbers.", "Fix code"]
     assert parse_generated_instructions("Task 4: Repeat label.", 5) == ["Repeat label."]
+    assert parse_generated_instructions("New tasks:\n1. Sort numbers.\n- Fix code", 5) == ["Sort numbers.", "Fix code"]
+    assert parse_generated_instructions("Write a haiku.\nSort numbers.", 1) == ["Write a haiku."]
+
+
+def test_parse_and_heuristic_filters():
     assert instruction_filter_reason("Draw a picture of a cat", 3, 150) == "unsuitable"
     assert instruction_filter_reason("Hi", 3, 150) == "too_short"
     assert instruction_filter_reason("- list three fruits", 3, 150) == "bad_start"

@@ -10,8 +10,8 @@ import pytest
 
 from chat.backends import ScriptedBackend
 from chat.conversation import Conversation
-from chat.errors import ConfigError
-from judge.bon import BonConfig, format_user_simulator_input, parse_user_turn, win_rate_report
+from chat.errors import BackendError, ConfigError
+from judge.bon import BonConfig, simulated_user_turn, win_rate_report
 from judge.bon_job import run_bon_job
 from judge.config import JudgeConfig
 
@@ -41,7 +41,8 @@ PROMPTS = [Conversation.from_messages([{"role": "user", "content": f"Plan a trip
            for i in range(2)]
 
 
-def run(tmp_path, rm_b, *, judge_responder=judge_prefers_late_samples, turns=2, n_values=(2, 4)):
+def run(tmp_path, rm_b, *, judge_responder=judge_prefers_late_samples, turns=2, n_values=(2, 4),
+        judge_config=None):
     backends = {"policy": ScriptedBackend(policy_reply), "user_sim": ScriptedBackend(lambda m, p: "Tell me more."),
                 "judge": ScriptedBackend(judge_responder)}
     section = {role: {"kind": "scripted", "replies": ["unused"]} for role in backends}
@@ -53,7 +54,7 @@ def run(tmp_path, rm_b, *, judge_responder=judge_prefers_late_samples, turns=2, 
         original = bon_job.build_backends
         bon_job.build_backends = lambda section, ledger, cache_path=None: backends
         try:
-            return await run_bon_job(config, JudgeConfig(), section, rm_a=SeedRM(1, "rm-late"), rm_b=rm_b,
+            return await run_bon_job(config, judge_config or JudgeConfig(), section, rm_a=SeedRM(1, "rm-late"), rm_b=rm_b,
                                      policy_role="policy", user_role="user_sim", prompts=PROMPTS,
                                      output_dir=tmp_path, progress=False)
         finally:
@@ -89,7 +90,7 @@ def test_identical_final_conversations_are_ties_without_judge_calls(tmp_path):
 
 def test_unparseable_judge_verdicts_are_counted_not_scored(tmp_path):
     _, report, _ = run(tmp_path, SeedRM(-1, "rm-early"), judge_responder=lambda m, p: "no verdict", turns=1,
-                       n_values=(2,))
+                       n_values=(2,), judge_config=JudgeConfig(max_reasks=0))  # a re-ask would demand JSON
     assert report["by_n"]["2"]["unparseable"] == 2 and report["by_n"]["2"]["n_prompts"] == 2
 
 
@@ -99,11 +100,26 @@ def test_win_rate_report_counts_ties_as_half_with_a_ci():
     assert row["win_rate"] == pytest.approx(2.5 / 4) and row["ci"][0] <= 0.625 <= row["ci"][1]
 
 
-def test_user_simulator_prompt_and_label_stripping():
+def test_simulated_user_sees_the_conversation_with_roles_flipped_and_its_label_stripped():
     conversation = Conversation.from_messages([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}])
-    (message,) = format_user_simulator_input(conversation)
-    assert "[User]\nHi\n\n[Assistant]\nYo" in message.content
-    assert parse_user_turn("User: and then?") == "and then?"
+    backend = ScriptedBackend(["User: and then?"])
+    config = BonConfig(user_temperature=0.2, user_max_tokens=40, seed=7)
+    assert asyncio.run(simulated_user_turn(backend, conversation, config)) == "and then?"
+    (request,) = backend.requests
+    assert [m["role"] for m in request.messages] == ["system", "assistant", "user", "system"]
+    assert [m["content"] for m in request.messages[1:3]] == ["Hi", "Yo"]
+    assert "You are the user" in request.messages[0]["content"]
+    assert (request.params["temperature"], request.params["max_tokens"], request.params["seed"]) == (0.2, 40, 7)
+
+
+def test_a_rejected_user_turn_is_asked_again_with_the_next_seed_then_fails():
+    conversation = Conversation.from_messages([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}])
+    backend = ScriptedBackend(["Conversation so far: hi", "Great! Here's the next message: ok", "Thanks, and then?"])
+    assert asyncio.run(simulated_user_turn(backend, conversation, BonConfig(seed=3))) == "Thanks, and then?"
+    assert [r.params["seed"] for r in backend.requests] == [3, 4, 5]
+    failing = ScriptedBackend(["1 1 1 1 1 1 1 1 1 1"] * 2)
+    with pytest.raises(BackendError, match="rejected 2 time.*degenerate_text"):
+        asyncio.run(simulated_user_turn(failing, conversation, BonConfig(user_attempts=2)))
 
 
 def test_bad_bon_config_is_rejected():

@@ -31,8 +31,8 @@ def test_pairs_cli_writes_one_verdict_per_pair_and_resumes(run_cli, pairs_file, 
     assert summary["usage"]["total"]["calls"] == 6
     assert summary["extra"]["unparseable"] == 1 and summary["extra"]["winner_A"] == 1
     assert "6 calls" in out
-    code, out, _ = run_cli("judge", "pairs", "--backends", scripted(["[[A]]"]), "--input", pairs_file, "-o", output,
-                           "--no-progress")
+    code, out, _ = run_cli("judge", "pairs", "--backends", scripted(["[[A]]"]), "--max_reasks", "0",
+                           "--input", pairs_file, "-o", output, "--no-progress")
     assert code == 0 and "0 new records, 3 already done" in out
 
 
@@ -103,7 +103,10 @@ def test_agree_cli_matches_by_id_and_turn_flips_swapped_names_and_writes_reports
     # the flipped record's per-order verdicts and lengths follow the names
     assert report["judges"]["b"]["position_consistency"]["consistent"] == 1.0
     assert report["judges"]["b"]["length_bias"]["prefers_longer"] == 1.0
-    for name in ("report.md", "agreement_by_category.png", "confusion.png"):
+    buckets = {b["bucket"]: b for b in report["judges"]["b"]["length_buckets"]}
+    assert buckets["-100..100"] == {"bucket": "-100..100", "n": 1, "win_rate_a": 1.0} and buckets["> 500"]["n"] == 0
+    assert report["plots"] == ["agreement.png"]
+    for name in ("report.md", "agreement.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert "accuracy 0.667" in out
 

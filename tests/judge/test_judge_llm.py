@@ -7,10 +7,12 @@ import asyncio
 import pytest
 
 from chat.backends import ScriptedBackend
+from chat.backends.base import Completion
 from chat.conversation import Conversation
 from judge.base import through_turn
 from judge.llm import (LLMGradeJudge, LLMOptions, LLMPairwiseJudge, format_grade_input, format_pairwise_input)
-from judge.parsing import VerdictParseError, parse_pairwise_verdict, parse_rating
+from judge.parsing import (PAIRWISE_VERDICT_FORMAT, RATING_FORMAT, VerdictParseError, parse_pairwise_verdict,
+                           parse_rating)
 from judge.rm_judge import RMJudge
 from judge.templates import render
 
@@ -57,7 +59,7 @@ def test_parse_rating_refuses_to_guess(text):
 def test_single_turn_pairwise_prompt_is_exact():
     messages = format_pairwise_input(ONE_A, ONE_B)
     assert [m.role for m in messages] == ["system", "user"]
-    assert messages[0].content == render("v1", "pairwise_system", reference=None)
+    assert messages[0].content == render("v1", "pairwise_system", reference=None, verdict_mode="text")
     assert messages[1].content == (
         "[User request]\nWhat is 2+2?\n\n[Assistant A's answer]\n4\n\n[Assistant B's answer]\nIt is 5.\n\n"
         "Which answer is better? End with [[A]], [[B]] or [[C]].")
@@ -100,17 +102,28 @@ def test_order_inconsistent_verdicts_are_a_tie():
 
 
 def test_unreadable_verdict_is_reasked_once_then_parsed():
-    backend = ScriptedBackend(["I like A more", "[[A]]", "[[B]]"])
+    backend = ScriptedBackend(["I like A more", '{"verdict": "A"}', "[[B]]"])
     verdict = asyncio.run(LLMPairwiseJudge(backend).judge_pair(ONE_A, ONE_B))
     assert verdict.winner == "A" and verdict.detail["reasks"] == 1
     reask = backend.requests[1].messages
     assert reask[-2] == {"role": "assistant", "content": "I like A more"}
     assert reask[-1]["content"] == render("v1", "pairwise_reask")
     assert backend.calls == 3
+    # only the re-ask asks for JSON, so only it is constrained (a schema with an enum verdict)
+    assert backend.requests[0].params["response_format"] is None
+    assert backend.requests[1].params["response_format"] == PAIRWISE_VERDICT_FORMAT
+    schema = PAIRWISE_VERDICT_FORMAT["json_schema"]["schema"]
+    assert schema["properties"]["verdict"]["enum"] == ["A", "B", "C"] and schema["required"] == ["verdict"]
+
+
+def test_reask_json_tie_is_a_tie():
+    backend = ScriptedBackend(["hmm", '{"verdict": "C"}', "[[C]]"])
+    assert asyncio.run(LLMPairwiseJudge(backend).judge_pair(ONE_A, ONE_B)).winner == "tie"
 
 
 def test_unparseable_after_reasks_is_counted_not_guessed():
-    backend = ScriptedBackend(["A!", "still A", "[[B]]"])
+    # a constrained re-ask can only fail by being cut off (finish_reason "length")
+    backend = ScriptedBackend(["A!", Completion('{"verdict": "', "length"), "[[B]]"])
     verdict = asyncio.run(LLMPairwiseJudge(backend, LLMOptions(max_reasks=1)).judge_pair(ONE_A, ONE_B))
     assert verdict.winner is None
     assert verdict.detail["orders"] == {"AB": None, "BA": "A"}
@@ -151,9 +164,17 @@ def test_multi_turn_grade_is_the_minimum_over_turns():
 
 def test_dialogue_with_an_unparseable_turn_has_no_score():
     dialogue = conversation("Hi", "Hello", "Plan a trip", "Go to Rome", id="d")
-    backend = ScriptedBackend(["Rating: [[8]]", "no idea", "nope"])
+    backend = ScriptedBackend(["Rating: [[8]]", "no idea", Completion('{"rat', "length")])
     grade = asyncio.run(LLMGradeJudge(backend).grade(dialogue))
     assert grade.score is None and grade.detail["unparseable_turns"] == 1
+    assert backend.requests[2].params["response_format"] == RATING_FORMAT
+    assert backend.requests[2].messages[-1]["content"] == render("v1", "grade_reask")
+
+
+def test_grade_reask_is_parsed_from_json():
+    backend = ScriptedBackend(["no idea", '{"rating": 6}'])
+    grade = asyncio.run(LLMGradeJudge(backend).grade(ONE_A))
+    assert grade.score == 6.0 and grade.detail["reasks"] == 1 and grade.detail["verdict_mode"] == "text"
 
 
 def test_grade_judge_compares_pairs_by_grades():

@@ -8,7 +8,7 @@ from chat.cli import main
 from chat.errors import ConfigError
 from pipeline.config import PipelineConfig
 from pipeline.stages import StageContext
-from pipeline_helpers import config_values, write_config
+from pipeline_helpers import REPO_ROOT, config_values, write_config
 
 
 def test_named_backends_resolve_with_the_runs_response_cache(tmp_path):
@@ -92,3 +92,17 @@ def test_cli_reports_a_bad_config_in_one_line_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "augment.config: turns: expected at least 1" in err
     assert not (tmp_path / "run" / "augment" / "pairs.jsonl").exists()
+
+
+def test_the_demo_runs_music_as_the_paper_describes_with_every_llm_role_on_the_embedded_model():
+    from augment.config import MusicConfig
+    from generate.config import ReviewInstructConfig, SediConfig
+    from judge.config import JudgeConfig
+
+    ctx = StageContext(PipelineConfig.load(REPO_ROOT / "configs" / "pipeline" / "demo.yaml"))
+    music = ctx.options("augment", MusicConfig)
+    assert (music.divergence, music.contrast_scope, music.reuse_seed_rejected) == ("uniform", "from_divergence", False)
+    roles = [*music.backends.values(), *ctx.options("judge", JudgeConfig).backends.values(),
+             *ctx.options("generate", ReviewInstructConfig, "review_instruct", rm=None).backends.values(),
+             *ctx.options("generate", SediConfig, "sedi", rm=None).backends.values()]
+    assert {role["model"] for role in roles} == {"embedded"}

@@ -7,9 +7,11 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.config import STAGES, PipelineConfig
-from pipeline.estimate import estimate_stage, format_plan, music_calls, review_instruct_calls
+from pipeline.estimate import bon_calls, estimate_stage, format_plan, music_calls, review_instruct_calls
 from pipeline.stages import StageContext
-from pipeline_helpers import config_values, write_config
+from pipeline_helpers import REPO_ROOT, config_values, write_config
+
+SEED_PROMPTS = str(REPO_ROOT / "configs" / "demo" / "seed_prompts.jsonl")
 
 
 def mean_music_calls(turns: int, scope: str = "from_divergence", divergences=None) -> float:
@@ -23,7 +25,7 @@ def test_music_calls_follow_the_algorithm():
     assert mean_music_calls(5) == 17.0
     assert music_calls(5, 1, 5, "from_divergence", False) == (11, 1)        # final-turn ablation
     assert music_calls(5, 1, 1, "divergence_only", False) == (19, 1)
-    assert music_calls(3, 1, 1, "divergence_only", True) == (8, 0)          # the demo: seed contrast reused
+    assert music_calls(3, 1, 1, "divergence_only", True) == (8, 0)          # seed contrast reused at d = 1
 
 
 @pytest.mark.parametrize("rounds, reviewers, review, ask_last, expected", [
@@ -62,3 +64,31 @@ def test_plan_lists_every_stage_with_a_total(tmp_path):
     judge = estimate_stage(ctx, "judge")
     total = next(line for line in lines if line.startswith("total")).split()
     assert total[1] == f"{generate.calls + judge.calls:.0f}"
+
+
+def test_bon_calls_bound_every_trajectory_apart_after_turn_one():
+    # T=3, N in {2,4,8}: turn 1 samples 8 once; turns 2-3: 2 trajectories x (2 + 4 + 8); 2 x 3 x 2 user turns;
+    # one pair per N in both orders
+    assert bon_calls(3, [2, 4, 8]) == (8 + 2 * 28, 12, 6)
+    assert bon_calls(1, [4]) == (4, 0, 2)
+
+
+def test_bon_and_rm_train_rows_of_the_plan(tmp_path):
+    values = config_values(tmp_path / "run")
+    values["bon"] = {"prompts": SEED_PROMPTS, "backends": {"policy": "llm", "user_sim": "llm", "judge": "llm"},
+                     "config": {"limit": 5, "turns": 2, "n_values": [2, 4], "max_tokens": 64, "user_max_tokens": 32},
+                     "judge": {"max_tokens": 1, "max_reasks": 1}}
+    values["rm_train"] = {"config": {"max_length": 128, "max_steps": 9}}
+    ctx = StageContext(PipelineConfig.load(write_config(tmp_path / "p.yaml", values)))
+    bon = estimate_stage(ctx, "bon")
+    assert bon.items == "5 prompts" and bon.calls == 5 * (16 + 4 + 4)
+    assert bon.max_calls == 5 * (16 + 4 * 3 + 4 * 2)            # 3 user attempts, one judge re-ask
+    assert bon.completion_tokens_max == 5 * (16 * 64 + 4 * 3 * 32 + 4 * 2 * 1)
+    assert bon.note.startswith("per prompt <= 16 policy + 4 user + 4 judge calls (T=2, N in 2,4)")
+    rm_train = estimate_stage(ctx, "rm_train")
+    # augment: T=3 answers of 32 tokens + 2 user turns of 128 (the default) = 352 > max_length 128
+    assert rm_train.note.startswith("no LLM calls; baseline and MUSIC RM, 9 steps each; WARNING: MUSIC "
+                                    "conversations may reach ~352 tokens")
+    values.pop("bon")
+    ctx = StageContext(PipelineConfig.load(write_config(tmp_path / "q.yaml", values)))
+    assert (estimate_stage(ctx, "bon").items, estimate_stage(ctx, "bon").calls) == ("no bon section", 0)

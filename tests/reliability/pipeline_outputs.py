@@ -6,12 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.stages import EVAL_SETS
+
 #: Record files compared between runs (JSONL, one record per id).
 RECORD_FILES = ["augment/pairs.jsonl", "augment/pairs.jsonl.seeds.jsonl", "judge/llm.jsonl", "judge/rm.jsonl",
                 "judge/labels.jsonl", "generate/review_instruct.jsonl", "generate/review_instruct.jsonl.seeds.jsonl",
-                "generate/sedi.jsonl", "rm_eval/scores.jsonl"]
-#: Files that must be identical (up to the run directory's path).
-BYTE_EQUAL_FILES = ["mix/data.train.jsonl", "mix/data.eval.jsonl"]
+                "generate/sedi.jsonl"]
+#: rm_eval's per-pair scores: `rm_eval/<baseline|music>/<eval set>/scores.jsonl`, written only for the held-out
+#: sets that have pairs, so both runs must hold the same ones.
+SCORE_FILES = "rm_eval/*/*/scores.jsonl"
+#: Files that must be identical (up to the run directory's path): the mixed splits, the baseline RM's training
+#: split and the held-out sets rm_eval scores.
+BYTE_EQUAL_FILES = ["mix/data.train.jsonl", "mix/data.eval.jsonl", "mix/data.train.original.jsonl",
+                    *(f"mix/data.eval.{name}.jsonl" for name in EVAL_SETS)]
 
 
 def without_usage(value: Any) -> Any:
@@ -67,7 +74,13 @@ def records(path: Path, run_dir: Path | None = None) -> dict[str, Any]:
 def compare_runs(actual: Path, expected: Path) -> list[str]:
     """Every difference between two run directories' outputs (empty when they match)."""
     problems = []
-    for name in RECORD_FILES:
+    score_files = sorted(str(path.relative_to(expected)) for path in expected.glob(SCORE_FILES))
+    found = sorted(str(path.relative_to(actual)) for path in actual.glob(SCORE_FILES))
+    if found != score_files:
+        problems.append(f"{SCORE_FILES}: {found} != {score_files}")
+    if not score_files:
+        problems.append(f"{SCORE_FILES}: none in {expected}")
+    for name in [*RECORD_FILES, *(name for name in score_files if name in found)]:
         difference = first_difference(records(actual / name, actual), records(expected / name, expected))
         if difference:
             problems.append(f"{name}{difference}")

@@ -14,6 +14,7 @@ import re
 from typing import Any, Callable
 
 from augment.prompts import render as render_augment
+from chat.user_simulator import user_simulator_system
 from generate.prompts import render as render_generate
 
 Body = dict[str, Any]
@@ -38,26 +39,25 @@ def _last_user(body: Body) -> str:
 
 # -- augment music (MUSIC simulator roles) -------------------------------------------------------------------
 
-_USER_SYSTEM = render_augment("user_simulator_system")
+_USER_SYSTEM = user_simulator_system()
 _CONTRAST_SYSTEM = render_augment("contrast_system")
-_SWAPPED = re.compile(r"as well and as naturally as you can:\n(.*)\nDo not mention", re.DOTALL)
 _INSTRUCTION = re.compile(r"Latest user instruction:\n(.*)\n\nReply with the JSON object\.", re.DOTALL)
 
 
 def music_reply(body: Body) -> str:
-    """User simulator: `question N [hash]`; contrast: a JSON swap; assistants: `answer [hash]`."""
+    """User simulator: `question N [hash]`; contrast: a JSON swap; assistants (the contrastive one sees the
+    swapped instruction as its latest user turn): `answer [hash]`."""
     messages, system = _messages(body), _system(body)
     if system == _USER_SYSTEM:
-        transcript = messages[-1]["content"]
-        return f"question {transcript.count(chr(10) + 'User: ') + 1} [{digest(transcript) % 10**6}]"
+        # the simulator sees the conversation with roles flipped: earlier user turns arrive as "assistant"
+        asked = sum(1 for m in messages if m.get("role") == "assistant")
+        transcript = "\n".join(m.get("content", "") for m in messages[1:])
+        return f"question {asked + 1} [{digest(transcript) % 10**6}]"
     if system == _CONTRAST_SYSTEM:
         match = _INSTRUCTION.search(messages[1]["content"])
         instruction = match.group(1) if match else messages[1]["content"]
-        return json.dumps({"swapped_instruction": f"different request [{digest(instruction) % 10**6}]",
+        return json.dumps({"swapped_instruction": f"a different request [{digest(instruction) % 10**6}]",
                            "reason": "a neighbouring task"})
-    swapped = _SWAPPED.search(system)
-    if swapped:
-        return f"answer [{digest(swapped.group(1)) % 10**6}]"
     return f"answer [{digest(_last_user(body)) % 10**6}]"
 
 
@@ -79,13 +79,16 @@ _CHAIRMAN = render_generate("chairman_system", max_words=300).splitlines()[0]
 
 
 def review_instruct_reply(body: Body) -> str:
+    """Reviewers: a JSON review and vote; the chairman: a JSON next question numbered after the questions so far;
+    the candidate: a plain answer (generate-v2 prompts)."""
     system, last = _system(body), _last_user(body)
     if _REVIEWER in system:
-        return f"thoughts\nREVIEW: fine on all five criteria\nVOTE: {'positive' if digest(last) % 3 else 'negative'}"
+        return json.dumps({"review": "fine on all five criteria",
+                           "vote": "positive" if digest(last) % 3 else "negative"})
     if _CHAIRMAN in system:
         asked = last.split("Latest answer:")[0].count("\n") - 1
-        return f"Private plan.\nQUESTION: Question {asked + 1} about {digest(last) % 97}?"
-    return f"I should think.\nANSWER: answer to: {last}"
+        return json.dumps({"question": f"Question {asked + 1} about {digest(last) % 97}?"})
+    return f"answer to: {last}"
 
 
 # -- generate sedi / self-instruct ------------------------------------------------------------------------------
@@ -94,15 +97,23 @@ _WORDS = ("river mountain poem budget recipe python essay planet history letter 
           "garden theorem market song travel chess").split()
 
 
+#: Task forms of the generated instructions; each slot gets three words, so that two tasks of one form share little
+#: more than the form and most pass the ROUGE-L pool filter (the disk-full test needs a run that keeps many).
+_TASK_FORMS = ("Write a short note about {} and {}.", "Describe how {} relate to {}.", "List the facts of {} for {}.",
+               "Explain why {} matters for {}.", "Compare {} with {} briefly.", "Summarize {} for a reader of {}.")
+
+
 def sedi_reply(body: Body) -> str:
-    """Generation prompts: two new tasks drawn from a word list by a hash of the prompt; others: a response."""
+    """Generation prompts ("Come up with N new ... tasks"): the JSON object {"tasks": [...]} of N tasks, each a task
+    form filled with words drawn by a hash of the prompt and the seed; others: a response."""
     prompt = _last_user(body)
-    if "Come up with a series" not in prompt:
+    asked = re.match(r"Come up with (\d+) new", prompt)
+    if not asked:
         return f"Response to: {prompt}"
     rng = random.Random(digest(prompt) + int(body.get("seed") or 0))
-    n = prompt.count("\nTask ")
-    first, second = (" ".join(rng.sample(_WORDS, 4)) for _ in range(2))
-    return f"Write a short note about {first} today.\nTask {n + 1}: Describe how {second} relate to each other."
+    tasks = [rng.choice(_TASK_FORMS).format(*(" ".join(rng.sample(_WORDS, 3)) for _ in range(2)))
+             for _ in range(int(asked.group(1)))]
+    return json.dumps({"tasks": tasks})
 
 
 # -- generate coevol ------------------------------------------------------------------------------------------
@@ -113,22 +124,23 @@ _COEVOL = {role: render_generate(f"coevol_{role}_system", max_suggestions=3).spl
 
 
 def coevol_reply(body: Body) -> str:
-    """Debaters review, the advisor suggests, the editor appends "(edited)", the judge prefers one edit."""
+    """Debaters review, the advisor suggests (JSON), the editor appends "(edited)", the judge prefers one edit
+    (JSON verdict)."""
     messages, system = _messages(body), _system(body)
     text = messages[1]["content"] if len(messages) > 1 else ""
     if system.startswith(_DEBATERS):
-        return f"thinking\nREVIEW: view {digest(text) % 1000}"
+        return f"view {digest(text) % 1000}"
     if system.startswith(_COEVOL["advisor"]):
-        return "plan\nSUGGESTIONS:\n1. add an example\n2. be precise"
+        return json.dumps({"suggestions": ["add an example", "be precise"]})
     if system.startswith(_COEVOL["editor"]):
         response = text.split("Response:\n")[1].split("\n\nSuggestions:")[0]
-        return f"draft\nRESPONSE: {response} (edited)"
+        return f"{response} (edited)"
     if system.startswith(_COEVOL["judge"]):
         a = text.split("Response A:\n")[1].split("\n\nResponse B:")[0]
-        b = text.split("Response B:\n")[1].split("\n\nWrite your")[0]
+        b = text.split("Response B:\n")[1].split("\n\nReply with")[0]
         edits = max(a.count("(edited)"), b.count("(edited)"))
         new = "A" if a.count("(edited)") > b.count("(edited)") else "B"
-        return "VERDICT: " + (new if edits < 2 else {"A": "B", "B": "A"}[new])
+        return json.dumps({"verdict": new if edits < 2 else {"A": "B", "B": "A"}[new]})
     return "unexpected"
 
 
@@ -139,20 +151,22 @@ _MIMG = {role: render_generate(f"mimg_{role}_system", max_questions=3, hops=2).s
 
 
 def mimg_reply(body: Body) -> str:
+    """Every MIMG agent answers with the JSON object its generate-v2 prompt asks for."""
     messages, system = _messages(body), _system(body)
     text = messages[1]["content"] if len(messages) > 1 else ""
     if system.startswith(_MIMG["question"]):
         topic = text.split(":\n", 1)[1].split()[0]
-        return f"ideas\nQUESTIONS:\n1. When was {topic} founded?\n2. Who led {topic}?"
+        return json.dumps({"questions": [f"When was {topic} founded?", f"Who led {topic}?"]})
     if system.startswith(_MIMG["answer"]):
         question = text.split("Question:\n")[1].split("\n")[0]
-        return f"hmm\nANSWER: The answer to '{question}' is stated.\nSHORT ANSWER: fact of {question[:-1]}"
+        return json.dumps({"answer": f"The answer to '{question}' is stated.",
+                           "short_answer": f"fact of {question[:-1]}"})
     if system.startswith(_MIMG["verify"]):
-        return f"checking\nSCORE: {7 + digest(text) % 4}"
+        return json.dumps({"score": 7 + digest(text) % 4})
     if system.startswith(_MIMG["merge"]):
         first = text.split("):\n")[1].split("\n")[0]
         second = text.split("New question:\n")[1].split("\n")[0]
-        return f"plan\nQUESTION: {first[:-1]} and {second}\nANSWER: Step 1 ... Step 2 ... final."
+        return json.dumps({"question": f"{first[:-1]} and {second}", "answer": "Step 1 ... Step 2 ... final."})
     return "unexpected"
 
 

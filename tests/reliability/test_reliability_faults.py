@@ -45,7 +45,10 @@ class StageRun:
         return FaultServer(plan or FaultPlan(), seed=7, reply=RESPONDERS[self.name])
 
     def argv(self, server: FaultServer, **client: object) -> list[str]:
-        config = write_config(self.folder / "backend.yaml", self.stage.backend_role, server.backend_config(**client))
+        # every server of the stage answers alike, on a new free port each time: the endpoint identity stands in
+        # for the URL, so a rerun against another server resumes instead of refusing a changed backend
+        config = write_config(self.folder / "backend.yaml", self.stage.backend_role,
+                              server.backend_config(endpoint_identity=f"fault-server|{self.name}", **client))
         return self.stage.argv(self.input, self.output, config)
 
     def records(self) -> dict[str, list]:

@@ -84,6 +84,7 @@ def test_ten_kills_across_the_pipeline_end_with_the_uninterrupted_outputs(tmp_pa
     assert {"augment", "rm_train", "judge", "generate"} <= set(kills), kills
     assert "[report] done" in final.stdout
     assert compare_runs(killed, reference) == [], f"outputs differ after kills in {kills}"
-    steps = [json.loads((run / "rm_train" / "stage.json").read_text())["counts"]["global_step"]
-             for run in (reference, killed)]
-    assert steps[0] == steps[1] == 8
+    steps = [{rm: counts[rm]["global_step"] for rm in ("baseline", "music")}
+             for counts in (json.loads((run / "rm_train" / "stage.json").read_text())["counts"]
+                            for run in (reference, killed))]
+    assert steps[0] == steps[1] == {"baseline": 8, "music": 8}

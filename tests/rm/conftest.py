@@ -14,9 +14,9 @@ from rm_helpers import synthetic_pairs, tiny_config
 def gemma_tokenizer():
     from transformers import AutoTokenizer
 
-    from chat.embedded import embedded_model_dir
+    from chat.embedded import model_dir
 
-    return AutoTokenizer.from_pretrained(str(embedded_model_dir()))
+    return AutoTokenizer.from_pretrained(str(model_dir("gemma3-270m")))
 
 
 @pytest.fixture(scope="session")

@@ -132,3 +132,78 @@ def test_serve_command_answers_on_the_port_it_prints(tiny_base_dir):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def post(server: RewardServer, path: str, body: object, headers: dict | None = None) -> tuple[int, dict]:
+    host, port = server.httpd.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    connection.request("POST", path, body=json.dumps(body).encode(),
+                       headers={"Content-Type": "application/json", **(headers or {})})
+    response = connection.getresponse()
+    data = json.loads(response.read())
+    connection.close()
+    return response.status, data
+
+
+def openrlhf_query(tokenizer, messages: list[dict], left_pads: int = 0) -> str:
+    """What OpenRLHF sends: the prompt in the chat template with a generation prompt, the reply, EOS, padding
+    (decoded with special tokens)."""
+    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    return tokenizer.pad_token * left_pads + prompt + messages[-1]["content"] + tokenizer.eos_token
+
+
+def test_get_reward_scores_openrlhf_queries_like_score(server, reward_model):
+    batch = conversations(3, seed=3)
+    batch[1] = [{"role": "system", "content": "Be brief."}, *batch[1]]
+    queries = [openrlhf_query(reward_model.tokenizer, m, left_pads=i) for i, m in enumerate(batch)]
+    before = request(server, "GET", "/health")[1]
+    status, body = post(server, "/get_reward", {"query": queries, "prompts": ["p"] * 3, "labels": ["l"] * 3})
+    assert status == 200 and set(body) == {"rewards"}
+    assert body["rewards"] == pytest.approx(reward_model.score(batch), abs=1e-5)
+    after = request(server, "GET", "/health")[1]
+    assert after["queries"] - before["queries"] == 3
+    assert after["unparsed_queries"] == before["unparsed_queries"]
+
+
+def test_get_reward_scores_text_outside_the_template_as_text(server, reward_model):
+    before = request(server, "GET", "/health")[1]["unparsed_queries"]
+    status, body = post(server, "/get_reward", {"query": ["User: hi\nAssistant: hello"]})
+    assert status == 200
+    expected = reward_model.score_token_ids([reward_model.encoder.tokenize_text("User: hi\nAssistant: hello")])
+    assert body["rewards"] == pytest.approx(expected, abs=1e-5)
+    assert request(server, "GET", "/health")[1]["unparsed_queries"] == before + 1
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    ({"query": []}, "query: expected a non-empty list of strings"),
+    ({"query": "text"}, "query: expected a non-empty list of strings"),
+    ({"query": ["ok", 3]}, "query[1]: expected a non-empty string"),
+    ({"queries": ["ok"]}, "query: expected"),
+])
+def test_get_reward_rejects_bad_payloads(server, payload, fragment):
+    status, body = post(server, "/get_reward", payload)
+    assert status == 400 and fragment in body["error"]
+
+
+def test_api_key_is_required_and_never_logged(reward_model, caplog):
+    secured = RewardServer(reward_model, "127.0.0.1", 0, api_key="s3cret-key").start()
+    try:
+        messages = conversations(1, seed=4)
+        with caplog.at_level("WARNING", logger="rm.serve"):
+            assert post(secured, "/get_reward", {"query": ["x"]})[0] == 401
+            status, body = post(secured, "/score", {"conversations": messages},
+                                {"Authorization": "Bearer wrong-guess"})
+        assert status == 401 and body == {"error": "missing or invalid API key"}
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "401" in logged and "/get_reward" in logged and "wrong-guess" not in logged
+        assert "s3cret-key" not in logged
+        status, body = post(secured, "/score", {"conversations": messages}, {"Authorization": "Bearer s3cret-key"})
+        assert status == 200 and body["rewards"] == pytest.approx(reward_model.score(messages), abs=1e-5)
+    finally:
+        secured.close()
+
+
+def test_serve_refuses_an_unset_api_key_variable(run_cli, tiny_base_dir, monkeypatch):
+    monkeypatch.delenv("TURNWISE_TEST_RM_KEY", raising=False)
+    code, _, err = run_cli("rm", "serve", "--model", tiny_base_dir, "--api-key-env", "TURNWISE_TEST_RM_KEY")
+    assert code == 2 and "TURNWISE_TEST_RM_KEY is not set" in err

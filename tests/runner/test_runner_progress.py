@@ -1,13 +1,19 @@
-"""Run progress: a bar with LLM rates on a terminal, short periodic log lines elsewhere."""
+"""Run progress: a bar with LLM rates on a terminal, plain periodic lines elsewhere (files, pipes, CI)."""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from chat.backends.base import Completion, UsageLedger
 from chat.runner import RunProgress
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Terminal(io.StringIO):
@@ -18,7 +24,8 @@ class Terminal(io.StringIO):
 def ledger_with_calls(calls: int) -> UsageLedger:
     ledger = UsageLedger()
     for _ in range(calls):
-        ledger.record("simulator", Completion("hi", "stop", {"prompt_tokens": 100, "completion_tokens": 20}), time.monotonic())
+        completion = Completion("hi", "stop", {"prompt_tokens": 100, "completion_tokens": 20})
+        ledger.record("simulator", completion, time.monotonic())
     return ledger
 
 
@@ -33,19 +40,37 @@ def test_terminal_bar_shows_counts_rates_and_errors():
     assert "calls/s" in text and "tok/s" in text and "1 err" in text
 
 
-def test_without_a_terminal_nothing_is_drawn_and_a_log_line_comes_at_most_every_interval(caplog):
+def test_without_a_terminal_plain_lines_come_every_interval_and_at_the_end():
     stream = io.StringIO()
-    caplog.set_level(logging.INFO, logger="chat.runner.progress")
-    progress = RunProgress(total=100, already_done=0, description="judge", stream=stream, log_every_s=0.05)
-    progress.advance(done=1)
-    assert caplog.records == []
-    time.sleep(0.06)
-    progress.advance(done=1)
-    progress.advance(done=1)
-    progress.close()
+    with RunProgress(total=100, already_done=0, description="judge", ledger=ledger_with_calls(2), stream=stream,
+                     log_every_s=0.05) as progress:
+        progress.advance(done=2)
+        time.sleep(0.18)
+    lines = stream.getvalue().splitlines()
+    assert 3 <= len(lines) <= 5 and "\r" not in stream.getvalue()  # no bar: ~3 timer lines + the last line
+    assert lines[0].startswith("judge: 2/100 items, ") and "2 LLM calls, " in lines[0]
+    assert "calls/s" in lines[0] and "tok/s" in lines[0] and "elapsed" in lines[0] and "ETA" in lines[0]
+    assert lines[-1].endswith("(run ended)")
+
+
+def test_a_run_shorter_than_the_interval_writes_nothing():
+    stream = io.StringIO()
+    with RunProgress(total=3, already_done=0, description="judge", stream=stream, log_every_s=5) as progress:
+        progress.advance(done=3)
     assert stream.getvalue() == ""
-    assert len(caplog.records) == 1
-    assert caplog.records[0].getMessage().startswith("judge: 2/100 items, ") and "ETA" in caplog.records[0].getMessage()
+
+
+def test_a_pipeline_stage_with_stderr_a_pipe_prints_progress_before_its_first_item_finishes(tmp_path):
+    child = Path(__file__).with_name("progress_child.py")
+    result = subprocess.run([sys.executable, str(child), str(tmp_path / "out.jsonl")], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("augment music: ")]
+    assert len(lines) >= 3, result.stderr
+    assert lines[0].startswith("augment music: 0/3 items, 0.00 items/s, 3 LLM calls, ")
+    assert "+" in lines[0] and "tok/s" in lines[0]
+    assert lines[-1].startswith("augment music: 3/3 items, ") and "ETA 00:00" in lines[-1]
+    assert lines[-1].endswith("(run ended)")
 
 
 def test_disabled_progress_neither_draws_nor_logs(caplog):

@@ -9,4 +9,4 @@ import pytest
 def embedded_engine():
     from chat.backends.local import load_engine
 
-    return load_engine("embedded")
+    return load_engine("gemma3-270m")

@@ -23,7 +23,7 @@ def _request(engine, text: str, **kwargs) -> GenerationRequest:
 def test_greedy_decoding_equals_transformers_generate_on_exact_weights():
     import torch
 
-    engine = load_engine("embedded", quantize="none")
+    engine = load_engine("gemma3-270m", quantize="none")
     request = _request(engine, PROMPTS[0], max_tokens=16, min_tokens=0)
     engine.generate([request])
     prompt = torch.tensor([request.prompt_ids])
@@ -34,7 +34,7 @@ def test_greedy_decoding_equals_transformers_generate_on_exact_weights():
 
 
 def test_concurrent_requests_are_decoded_in_one_batch(embedded_engine):
-    backend = LocalBackend(BackendSpec(kind="local", max_batch_size=8, batch_wait_ms=50))
+    backend = LocalBackend(BackendSpec(kind="local", model="gemma3-270m", max_batch_size=8, batch_wait_ms=50))
     before = embedded_engine.batch_sizes.copy()
 
     async def ask_all():
@@ -77,6 +77,6 @@ def test_stop_string_cuts_the_reply(embedded_engine):
 def test_prompt_over_context_length_is_a_clear_error(embedded_engine):
     from chat.errors import BackendError
 
-    backend = LocalBackend(BackendSpec(kind="local"))
+    backend = LocalBackend(BackendSpec(kind="local", model="gemma3-270m"))
     with pytest.raises(BackendError, match="exceeds the context length"):
         asyncio.run(backend.chat([Message("user", "hi")], max_tokens=embedded_engine.context_length))

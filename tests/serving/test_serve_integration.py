@@ -28,7 +28,8 @@ KEY = "sk-serve-test-0123456789"
 def served():
     """`turnwise serve --port 0` in a subprocess, requiring a bearer key; yields its base URL."""
     env = {**os.environ, KEY_ENV: KEY}
-    process = subprocess.Popen([sys.executable, "-m", "chat.cli", "serve", "--port", "0", "--api-key-env", KEY_ENV],
+    process = subprocess.Popen([sys.executable, "-m", "chat.cli", "serve", "--port", "0", "--api-key-env", KEY_ENV,
+                                "--model", "gemma3-270m", "--served-model-name", "embedded"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = process.stdout.readline()
@@ -86,6 +87,23 @@ def test_streaming_request_gets_server_sent_events(served):
     events = [line.removeprefix("data: ") for line in raw.splitlines() if line.startswith("data: ")]
     assert status == 200 and events[-1] == "[DONE]"
     assert json.loads(events[-2])["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_a_json_schema_reply_with_top_logprobs_from_the_real_model(served):
+    schema = {"type": "object", "properties": {"planet": {"type": "string", "enum": ["Mars", "Venus"]}},
+              "required": ["planet"], "additionalProperties": False}
+    planet_format = {"type": "json_schema", "json_schema": {"name": "planet", "schema": schema}}
+    status, body = _http(f"{served}/chat/completions", {
+        "model": "embedded", "messages": [{"role": "user", "content": "Name a planet, as JSON."}], "max_tokens": 16,
+        "temperature": 0, "response_format": planet_format, "logprobs": True, "top_logprobs": 2})
+    assert status == 200, body
+    choice = body["choices"][0]
+    assert json.loads(choice["message"]["content"])["planet"] in ("Mars", "Venus")
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["message"]["content"]
+    # a position the grammar forces may list fewer alternatives than asked for
+    assert all(1 <= len(entry["top_logprobs"]) <= 2 and entry["logprob"] <= 0 for entry in content)
+    assert all(entry["top_logprobs"][0]["logprob"] >= entry["top_logprobs"][-1]["logprob"] for entry in content)
 
 
 def test_openai_backend_gets_completions_from_turnwise_serve(served, monkeypatch):

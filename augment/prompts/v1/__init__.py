@@ -1,1 +1,0 @@
-"""MUSIC prompt templates, version 1 (package data)."""

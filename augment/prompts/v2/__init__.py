@@ -1,0 +1,1 @@
+"""MUSIC prompt templates, version 2 (package data)."""

@@ -1,0 +1,1 @@
+"""Prompt templates of the simulated user (package data), one directory per version."""

@@ -1,0 +1,1 @@
+"""Simulated-user templates, version 1 (package data)."""

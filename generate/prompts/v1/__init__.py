@@ -1,1 +1,0 @@
-"""Generator prompt templates, version 1 (package data)."""
