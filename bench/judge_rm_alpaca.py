@@ -1,4 +1,4 @@
-"""Agreement of a trained CPU reward model with the recorded GPT-4-turbo verdicts of AlpacaEval (issue 5).
+"""Agreement of a trained CPU reward model with the recorded GPT-4-turbo verdicts of AlpacaEval.
 
 For each of the two AlpacaEval annotation files in ../shared/data/judgments/alpaca_eval, the RM
 judges all 805 pairs (`turnwise judge pairs --judge rm`), and `turnwise judge agree` compares its

@@ -1,4 +1,4 @@
-"""Benchmark the `local` backend on the embedded Gemma 3 270M (issue 2).
+"""Benchmark the `local` backend on the embedded model (`embedded`, Qwen2.5-Coder-0.5B-Instruct).
 
 1. Aggregate generation throughput with 8 concurrent requests vs the same 8 requests one at a time
    (same backend, same prompts, same run). Target: >= 4x.

@@ -19,6 +19,12 @@ REPEATED_TURN = "repeated_turn"
 
 #: texts with fewer word tokens than this are too short for the repetition statistics ("No no no." is fine)
 MIN_TOKENS_FOR_REPETITION = 8
+#: below that, a text of at least this many tokens that repeats one token only is still degenerate ("1 1 1 1")
+MIN_TOKENS_FOR_ONE_TOKEN_LOOP = 4
+#: degenerate when one line fills more than `MAX_TOP_LINE_SHARE` of at least `MIN_LINES_FOR_REPETITION`
+#: non-empty lines ("I\nI\nI\nI\nI")
+MIN_LINES_FOR_REPETITION = 4
+MAX_TOP_LINE_SHARE = 0.5
 #: degenerate when one word token makes up more than this share of all word tokens ("1 1 1 1 ...")
 MAX_TOP_TOKEN_SHARE = 0.5
 #: n of the distinct-n statistic
@@ -114,9 +120,13 @@ def degenerate_reason(text: str) -> str | None:
     visible = [ch for ch in text if not ch.isspace()]
     if len(visible) >= MIN_CHARS_FOR_CHARSET and sum(ch.isalnum() for ch in visible) < MIN_WORD_CHAR_SHARE * len(visible):
         return DEGENERATE
+    lines = [line.strip().lower() for line in text.splitlines() if line.strip()]
+    if (len(lines) >= MIN_LINES_FOR_REPETITION
+            and Counter(lines).most_common(1)[0][1] > MAX_TOP_LINE_SHARE * len(lines)):
+        return DEGENERATE
     tokens = _tokens(text)
     if len(tokens) < MIN_TOKENS_FOR_REPETITION:
-        return None
+        return DEGENERATE if len(tokens) >= MIN_TOKENS_FOR_ONE_TOKEN_LOOP and len(set(tokens)) == 1 else None
     if Counter(tokens).most_common(1)[0][1] > MAX_TOP_TOKEN_SHARE * len(tokens):
         return DEGENERATE
     ngrams = [tuple(tokens[i:i + DISTINCT_N]) for i in range(len(tokens) - DISTINCT_N + 1)]

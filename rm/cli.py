@@ -230,13 +230,16 @@ def score_settings(args: argparse.Namespace) -> dict[str, Any]:
 def run_score(args: argparse.Namespace) -> int:
     from chat.conversation import Conversation, PreferencePair
     from chat.formats import read_records
-    from chat.runner import claim_output, format_summary, run
+    from chat.runner import check_settings, claim_output, format_summary, run
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     items = read_records(args.input, args.format)
-    claim_output(args.output, score_settings(args), overwrite=args.overwrite)
-    model = _load_model(args)
+    settings = score_settings(args)
+    if not args.overwrite:      # a mismatched resume is refused before the model loads
+        check_settings(args.output, settings)
+    model = _load_model(args)   # a model that cannot load leaves the output untouched
+    claim_output(args.output, settings, overwrite=args.overwrite)
 
     def score_items(batch: list[Any]) -> list[dict[str, Any]]:
         for item in batch:

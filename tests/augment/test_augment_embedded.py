@@ -1,4 +1,5 @@
-"""End to end with the embedded local model (Gemma 3 270M base: smoke-run quality, so only the plumbing is asserted)."""
+"""End to end with a real local model (Gemma 3 270M base, fast; its chat template rejects the flipped-role user
+simulator, so seeds may all be dropped: only the plumbing and the drop bookkeeping are asserted)."""
 
 from __future__ import annotations
 

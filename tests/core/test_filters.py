@@ -52,6 +52,9 @@ def rmb_texts(side: str) -> list[str]:
     "In the In the In the In the In the In the In the In the In the In the",
     "1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
     "I\nI\nI\nI\nI\nI\nI\nI\nI\nI\nI\nI",
+    "I\nI\nI\nI\nI",
+    "1 1 1 1",
+    "Sure.\nThe answer.\nThe answer.\nThe answer.\nThe answer.",
     "Here is my answer: the cat sat on the mat the cat sat on the mat the cat sat on the mat the cat sat on the "
     "mat the cat sat on the mat the cat sat on the mat the cat sat on the mat",
     "!!! ??? ... --- *** ### !!! ??? ... --- *** ###",
@@ -62,7 +65,7 @@ def test_degenerate_reason_catches_loops_noise_and_empty_text(text: str) -> None
     assert degenerate_reason(text) == DEGENERATE
 
 
-@pytest.mark.parametrize("text", NORMAL_ANSWERS + NORMAL_USER_TURNS + ("No no no, that's wrong.", "42"))
+@pytest.mark.parametrize("text", NORMAL_ANSWERS + NORMAL_USER_TURNS + ("No no no, that's wrong.", "42", "- eggs\n- milk\n- flour\n- sugar"))
 def test_degenerate_reason_passes_ordinary_text(text: str) -> None:
     assert degenerate_reason(text) is None
 

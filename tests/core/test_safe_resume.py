@@ -216,6 +216,10 @@ def test_generators_resume_refuse_changed_settings_and_overwrite(command, tmp_pa
 # ----------------------------------------------------------------------------- rm score
 
 def test_rm_score_checks_the_fingerprint_before_loading_the_model(tmp_path, capsys, pairs_file):
+    from chat.cli import build_parser
+    from chat.runner import claim_output
+    from rm.cli import score_settings
+
     output = tmp_path / "scores.jsonl"
     base = ("rm", "score", "--model", tmp_path / "no-such-model", "--input", pairs_file, "-o", output, "--no-progress")
     finished = json.dumps({"id": "p0", "chosen_reward": 1.0, "rejected_reward": 0.0}) + "\n"
@@ -223,11 +227,13 @@ def test_rm_score_checks_the_fingerprint_before_loading_the_model(tmp_path, caps
     code, _, err = cli(capsys, *base)
     assert (code, err) == (2, legacy_refusal(output))
 
-    code, _, err = cli(capsys, *base, "--overwrite")          # checked and claimed, then the model load fails
-    assert code == 2 and "no-such-model" in err and not output.exists()
-    assert json.loads(fingerprint_path(output).read_text())["settings"]["rm.per_turn"] is False
-    output.write_text(finished)                              # an item a working model would have scored
+    code, _, err = cli(capsys, *base, "--overwrite")          # the model cannot load: nothing is removed or claimed
+    assert code == 2 and "no-such-model" in err and output.read_text() == finished
+    assert not fingerprint_path(output).exists()
 
+    output.unlink()                                          # the output of a run whose model loaded
+    claim_output(output, score_settings(build_parser().parse_args([str(a) for a in base])))
+    output.write_text(finished)
     files = snapshot(tmp_path)
     code, _, err = cli(capsys, *base, "--per-turn")
     assert (code, err) == (2, refusal(output, "rm.per_turn=false", "true"))
@@ -235,7 +241,4 @@ def test_rm_score_checks_the_fingerprint_before_loading_the_model(tmp_path, caps
 
     code, _, err = cli(capsys, *base, "--batch-size", "8")  # a run knob: the check passes, the model load fails
     assert code == 2 and "no-such-model" in err and "written with" not in err
-
-    code, _, err = cli(capsys, *base, "--per-turn", "--overwrite")
-    assert code == 2 and not output.exists()
-    assert json.loads(fingerprint_path(output).read_text())["settings"]["rm.per_turn"] is True
+    assert snapshot(tmp_path) == files

@@ -170,6 +170,22 @@ def mimg_reply(body: Body) -> str:
     return "unexpected"
 
 
+def pipeline_reply(body: Body) -> str:
+    """`turnwise run`'s one LLM backend for every role: the MUSIC simulator and contrast, the pairwise judge, the
+    Review-Instruct reviewers and chairman, SeDi's generator; anything else (MUSIC's assistants, the
+    Review-Instruct candidate, SeDi's responder) gets an assistant answer."""
+    system = _system(body)
+    if system in (_USER_SYSTEM, _CONTRAST_SYSTEM):
+        return music_reply(body)
+    if "[[A]]" in system or "Rating: [[N]]" in system:
+        return judge_reply(body)
+    if _REVIEWER in system or _CHAIRMAN in system:
+        return review_instruct_reply(body)
+    if _last_user(body).startswith("Come up with"):
+        return sedi_reply(body)
+    return f"answer [{digest(_last_user(body)) % 10**6}]"
+
+
 RESPONDERS: dict[str, Callable[[Body], str]] = {
     "augment music": music_reply, "judge pairs": judge_reply, "judge grade": judge_reply,
     "generate review-instruct": review_instruct_reply, "generate sedi": sedi_reply,

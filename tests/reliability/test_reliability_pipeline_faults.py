@@ -1,6 +1,6 @@
 """`turnwise run` against a fault-injecting OpenAI-compatible server (429 + Retry-After, 500, malformed JSON,
 truncated body, hang): every stage completes with the fault-free outputs, or stops with one clear line and
-resumes; the API key appears in no file of the run directory and in no output (issue 8, reliability suite)."""
+resumes; the API key appears in no file of the run directory and in no output (the reliability suite)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import yaml
 from chat.cli import main
 from fakes.fault_server import FaultPlan, FaultServer
 from pipeline_outputs import compare_runs, records
+from reliability_responders import pipeline_reply
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY = REPO_ROOT / "tests" / "fixtures" / "pipeline" / "tiny.yaml"
@@ -22,7 +23,8 @@ FAULTS = FaultPlan(rate_429=0.06, rate_500=0.06, rate_garbage=0.05, rate_truncat
 
 
 def pipeline_config(tmp_path: Path, server: FaultServer, name: str) -> Path:
-    """The reliability fixture with every LLM role served by `server` (echo replies, deterministic)."""
+    """The reliability fixture with every LLM role served by `server` (deterministic replies in each role's
+    format: echo replies would leave MUSIC without a usable pair)."""
     values = yaml.safe_load(TINY.read_text())
     values["backends"] = {"llm": server.backend_config(api_key_env=KEY_ENV, timeout=0.5, max_retries=10,
                                                        cache=True)}
@@ -52,9 +54,9 @@ def assert_key_absent(run_dir: Path, *texts: str) -> None:
 @pytest.mark.slow
 def test_every_stage_completes_through_faults_with_the_fault_free_outputs(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
-    with FaultServer() as clean:
+    with FaultServer(reply=pipeline_reply) as clean:
         assert run(pipeline_config(tmp_path, clean, "clean"), tmp_path / "clean", capsys)[0] == 0
-    with FaultServer(FAULTS, seed=3) as faulty:
+    with FaultServer(FAULTS, seed=3, reply=pipeline_reply) as faulty:
         code, out, err = run(pipeline_config(tmp_path, faulty, "faulty"), tmp_path / "faulty", capsys)
         served = faulty.counts
     assert code == 0, out + err
@@ -68,7 +70,7 @@ def test_every_stage_completes_through_faults_with_the_fault_free_outputs(tmp_pa
 @pytest.mark.slow
 def test_a_dead_server_stops_the_stage_in_one_line_and_a_rerun_finishes_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
-    with FaultServer(FaultPlan(rate_500=1.0, echo_authorization=True)) as server:
+    with FaultServer(FaultPlan(rate_500=1.0, echo_authorization=True), reply=pipeline_reply) as server:
         config = pipeline_config(tmp_path, server, "p")
         code, out, err = run(config, tmp_path / "run", capsys, "--until", "augment")
         assert code == 1
