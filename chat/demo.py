@@ -20,8 +20,8 @@ DEMO_SEEDS = REPO_ROOT / "configs" / "demo" / "seed_prompts.jsonl"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "demo", help="Run the embedded default on CPU: serve Gemma 3 270M, answer the demo seeds through it",
-        description="Serves the embedded Gemma 3 270M (a small *base* model: smoke-run quality) on 127.0.0.1, "
+        "demo", help="Run the embedded default on CPU: serve the embedded instruct model, answer the demo seeds through it",
+        description="Serves the embedded model (Qwen2.5-Coder-0.5B-Instruct: small-model quality) on 127.0.0.1, "
                     "answers the project's two-turn demo prompts through the OpenAI-compatible client with retries "
                     "and a response cache, via the resumable runner. Rerunning resumes; a fresh run dir with the "
                     "same cache makes no model calls.")
@@ -65,7 +65,7 @@ def demo(args: argparse.Namespace) -> int:
             conversation, usage = await answer_scripted_turns(client, seed, temperature=args.temperature,
                                                               max_tokens=args.max_tokens, seed=0)
             return {"messages": conversation.to_messages(),
-                    "meta": {**conversation.meta, "model": "embedded Gemma 3 270M (base model, smoke-run quality)",
+                    "meta": {**conversation.meta, "model": "embedded Qwen2.5-Coder-0.5B-Instruct",
                              "usage": usage.to_dict()}}
 
         async def answer_all():
@@ -78,7 +78,7 @@ def demo(args: argparse.Namespace) -> int:
         summary = asyncio.run(answer_all())
     print(f"[3/3] {format_summary(summary)}")
     _print_sample(args.out / "conversations.jsonl")
-    print("Note: replies come from Gemma 3 270M, a tiny base model; they show the plumbing, not quality.")
+    print("Note: replies come from Qwen2.5-Coder-0.5B-Instruct, a 0.5B model: expect small-model quality.")
     return summary.exit_code
 
 

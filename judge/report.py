@@ -207,21 +207,21 @@ def agree(path_a: str | Path, path_b: str | Path | Sequence[str | Path], output_
                 part["plots"] = write_plots(part, output_dir, prefix=f"{mode}_")
         elif plots:
             report["plots"] = write_plots(report, output_dir)
-        (output_dir / "report.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n", encoding="utf-8")
+        (output_dir / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
         (output_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write the report to {output_dir}: {exc.strerror or exc}") from None
     return report
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN -> null so the report is strict JSON."""
     if isinstance(value, float):
         return None if math.isnan(value) else value
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

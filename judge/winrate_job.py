@@ -29,6 +29,7 @@ from chat.formats.sources import open_source
 from chat.runner import RunSummary, run_jobs
 from judge.base import Judge, Verdict, judged_reply_length, through_turn
 from judge.config import JudgeConfig
+from judge.report import json_safe
 from judge.winrate import DEFAULT_LC_RESAMPLES, DEFAULT_SEED, head_to_head, length_controlled
 
 #: Leaderboard columns, in AlpacaEval's order (its leaderboard CSVs), plus what turnwise adds after them.
@@ -338,7 +339,7 @@ def write_report(annotations: Sequence[Annotation], output_dir: Path, *, mode: s
                 writer.writerow([name, *(part["leaderboard"][c] for c in LEADERBOARD_COLUMNS)])
         if plots:
             report["plots"] = [write_winrate_plot(models, output_dir / "winrate.png")]
-        (output_dir / "report.json").write_text(json.dumps(_json_safe(report), indent=2) + "\n", encoding="utf-8")
+        (output_dir / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
         (output_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write the report to {output_dir}: {exc.strerror or exc}") from None
@@ -347,16 +348,6 @@ def write_report(annotations: Sequence[Annotation], output_dir: Path, *, mode: s
 
 def _sortable(value: float) -> float:
     return -math.inf if value is None or math.isnan(value) else value
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

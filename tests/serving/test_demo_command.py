@@ -23,7 +23,7 @@ def test_demo_answers_both_turns_and_a_rerun_makes_no_model_calls(tmp_path):
     summary = json.loads((tmp_path / "conversations.jsonl.summary.json").read_text())
     assert summary["done"] + summary["errors"] == 3 and len(records) == summary["done"] >= 1
     assert all([m["role"] for m in r["messages"]] == ["user", "assistant", "user", "assistant"] for r in records)
-    assert "Gemma 3 270M" in first.stdout and "not quality" in first.stdout
+    assert "Qwen2.5-Coder-0.5B-Instruct" in first.stdout and "small-model quality" in first.stdout
 
     (tmp_path / "conversations.jsonl").unlink()  # same cache, fresh output: every reply comes from the cache
     second = _demo(tmp_path)
