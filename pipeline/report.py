@@ -430,19 +430,24 @@ def render(ctx: StageContext, markers: dict[str, dict[str, Any]], plots: dict[st
             lines += [f"![rewards]({plots['rewards']})", ""]
     if (markers.get("bon") or {}).get("metrics"):
         lines += bon_lines(markers["bon"], plots.get("win_rate"))
-    if "judge" in markers:
+    if ran("judge", markers):
         lines += ["## Judges: LLM vs MUSIC RM vs dataset labels", ""] + agreement_rows(markers["judge"])
         if plots.get("agreement"):
             lines += ["", f"![agreement]({plots['agreement']})"]
         lines += ["", "Unparseable verdicts are excluded from `compared`; the dataset labels always prefer the "
                   "chosen reply, so kappa against them is undefined or near 0.", ""]
-    if "generate" in markers:
+    if ran("generate", markers):
         generate = markers["generate"]
         lines += ["## Generation with the RM", ""]
         lines += [kept_line(name, counts) for name, counts in (generate.get("counts") or {}).items()]
         lines += [""] + generation_rows(generate) + [""]
     lines += sample_lines(markers)
     return "\n".join(lines)
+
+
+def ran(stage: str, markers: dict[str, Any]) -> bool:
+    """Whether `stage` finished with output (a stage left out of the config records itself as skipped)."""
+    return stage in markers and not (markers[stage].get("counts") or {}).get("skipped")
 
 
 def write_report(ctx: StageContext) -> StageOutcome:

@@ -626,7 +626,8 @@ def run_judge(ctx: StageContext) -> StageOutcome:
     from judge.jobs import judge_pairs_job
     from judge.report import agree
 
-    ctx.section("judge", ("config", "bootstrap", "seed", "rm_device"))
+    if not ctx.section("judge", ("config", "bootstrap", "seed", "rm_device")):
+        return StageOutcome(counts={"skipped": "no judge section in the config"})
     resamples, seed = ctx.value("judge", "bootstrap", 1000, int), ctx.value("judge", "seed", 0, int)
     directory = ctx.stage_dir("judge")
     directory.mkdir(parents=True, exist_ok=True)
@@ -661,6 +662,8 @@ def run_generate(ctx: StageContext) -> StageOutcome:
     from generate.stats import stats_for_file
 
     section = ctx.section("generate", ("seeds", "review_instruct", "sedi", "embeddings"))
+    if not section:
+        return StageOutcome(counts={"skipped": "no generate section in the config"})
     if "review_instruct" not in section and "sedi" not in section:
         raise ConfigError(f"{ctx.config.source}: generate: name review_instruct and/or sedi")
     seeds = ctx.input_path("generate", "seeds")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -108,6 +109,9 @@ class LocalEngine:
             bias = head.bias.detach() if getattr(head, "bias", None) is not None else None
             self.head = (lambda hidden: hidden @ weight_t) if bias is None else (lambda hidden: hidden @ weight_t + bias)
         self.decoder = self.model.base_model
+        #: the decoder's KV-cache argument: `cache` in transformers >= 5.2x, `past_key_values` before
+        self.cache_argument = ("cache" if "cache" in inspect.signature(self.decoder.forward).parameters
+                               else "past_key_values")
         self.lock = threading.Lock()
         #: how many batches of each size were decoded (for tests and benchmarks)
         self.batch_sizes: Counter[int] = Counter()
@@ -170,7 +174,7 @@ class LocalEngine:
             cache = DynamicCache(config=self.model.config)
             active = list(range(len(requests)))  # request index of each batch row
             hidden = self.decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                  past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+                                  use_cache=True, **{self.cache_argument: cache}).last_hidden_state[:, -1]
             eos = torch.tensor(sorted(self.eos_ids), device=self.device)
             while True:
                 logits = self.logits(hidden)  # (rows, vocab)
@@ -205,7 +209,7 @@ class LocalEngine:
                 position_ids = position_ids[:, -1:] + 1
                 step_ids = torch.tensor(next_tokens, dtype=torch.long, device=self.device).unsqueeze(1)
                 hidden = self.decoder(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                      past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+                                      use_cache=True, **{self.cache_argument: cache}).last_hidden_state[:, -1]
 
     def _record_logprobs(self, logits: "torch.Tensor", active: list[int], requests: list[GenerationRequest],
                          picks: list[int]) -> None:

@@ -140,3 +140,14 @@ def test_cache_identity_names_the_loaded_weights(model_path):
     assert backend.cache_identity.startswith(f"local|{Path(model_path).resolve()}|")
     assert "|quantize=" in backend.cache_identity and "|dtype=" in backend.cache_identity
     assert _backend(model_path, extra={"top_p": 0.9}).cache_identity != backend.cache_identity
+
+
+def test_decoding_passes_the_kv_cache_without_a_deprecation_warning(model_path):
+    import warnings
+
+    backend = _backend(model_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reply = asyncio.run(backend.chat([Message("user", "Say hi.")], max_tokens=3, temperature=0.0))
+    assert reply.text is not None
+    assert not [w for w in caught if "past_key_values" in str(w.message)]

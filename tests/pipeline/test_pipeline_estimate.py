@@ -92,3 +92,12 @@ def test_bon_and_rm_train_rows_of_the_plan(tmp_path):
     values.pop("bon")
     ctx = StageContext(PipelineConfig.load(write_config(tmp_path / "q.yaml", values)))
     assert (estimate_stage(ctx, "bon").items, estimate_stage(ctx, "bon").calls) == ("no bon section", 0)
+
+
+def test_a_config_without_judge_and_generate_plans_them_as_skipped(tmp_path):
+    values = config_values(tmp_path / "run")
+    del values["judge"], values["generate"]
+    ctx = StageContext(PipelineConfig.load(write_config(tmp_path / "p.yaml", values)))
+    for stage in ("judge", "generate"):
+        estimate = estimate_stage(ctx, stage)
+        assert (estimate.items, estimate.note, estimate.calls) == (f"no {stage} section", "skipped", 0)

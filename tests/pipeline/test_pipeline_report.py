@@ -185,3 +185,15 @@ def test_a_branch_that_reuses_the_seed_answer_and_a_multi_line_reply_render_as_q
     text = "\n".join(pair_lines(pair, 1))
     assert ("**turn 1 · assistant ◀ divergence (turn 1) — the seed pair's own rejected answer**\n\n"
             "> line one\n>\n> ```\n> code\n> ```\n") in text
+
+
+def test_judge_and_generate_left_out_of_the_config_have_no_sections_in_the_report(tmp_path):
+    run = tmp_path / "run"
+    values = config_values(run)
+    del values["judge"], values["generate"]
+    ctx = StageContext(PipelineConfig.load(write_config(tmp_path / "p.yaml", values)))
+    marker("judge", run, counts={"skipped": "no judge section in the config"})
+    marker("generate", run, counts={"skipped": "no generate section in the config"})
+    write_report(ctx)
+    text = (run / "report" / "report.md").read_text()
+    assert "## Judges" not in text and "## Generation with the RM" not in text

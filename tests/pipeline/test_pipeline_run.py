@@ -106,3 +106,12 @@ def test_from_needs_the_earlier_stages_done(tmp_path, calls):
         run_pipeline(load(tmp_path), start="rm_eval", progress=False, say=lambda _: None)
     with pytest.raises(ConfigError, match="--from generate comes after --until mix"):
         run_pipeline(load(tmp_path), start="generate", until="mix", progress=False, say=lambda _: None)
+
+
+def test_judge_and_generate_without_a_section_record_themselves_as_skipped(tmp_path):
+    values = config_values(tmp_path / "run")
+    del values["judge"], values["generate"]
+    ctx = pipeline.stages.StageContext(PipelineConfig.load(write_config(tmp_path / "p.yaml", values)))
+    assert pipeline.stages.run_judge(ctx).counts == {"skipped": "no judge section in the config"}
+    assert pipeline.stages.run_generate(ctx).counts == {"skipped": "no generate section in the config"}
+    assert not (tmp_path / "run" / "judge").exists() and not (tmp_path / "run" / "generate").exists()
