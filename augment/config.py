@@ -1,4 +1,4 @@
-"""`MusicConfig`: the options of `turnwise augment music` (PAPERS.md section 1), TRL-style with help text."""
+"""`MusicConfig`: the options of `turnwise augment music` (docs/methods.md, MUSIC), TRL-style with help text."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _default_backends() -> dict[str, Any]:
 
 @dataclass
 class MusicConfig:
-    r"""Configuration of `turnwise augment music` (MUSIC, PAPERS.md section 1).
+    r"""Configuration of `turnwise augment music` (docs/methods.md, MUSIC).
 
     Parameters that control the simulator:
         backends: role -> backend spec. `simulator` plays every role unless `user` (the simulated
@@ -38,7 +38,7 @@ class MusicConfig:
     Parameters that control the run:
         concurrency, limit, input_format, input_on_error.
 
-    Open choices of the paper and the defaults taken here (PAPERS.md section 1): d is drawn uniformly
+    Open choices of the paper and the defaults taken here (docs/methods.md, MUSIC steps 2-6): d is drawn uniformly
     in k..T; the contrast applies at every turn >= d; the seed's own rejected response is not reused;
     pairs whose branches are identical after d, break role alternation or fail to parse are dropped.
     """

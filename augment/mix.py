@@ -1,4 +1,4 @@
-"""D_aug = D + D_MUSIC: mix original and MUSIC pairs with dedup, a deterministic shuffle and a train/eval split (PAPERS.md section 1)."""
+"""D_aug = D + D_MUSIC: original and MUSIC pairs deduplicated, shuffled and split (docs/methods.md, MUSIC step 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MUSIC: one multi-turn contrastive preference pair from one seed (PAPERS.md section 1)."""
+"""MUSIC: one multi-turn contrastive preference pair from one seed (docs/methods.md, MUSIC)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def music_pair_id(seed_id: str) -> str:
 
 
 def draw_divergence_turn(config: MusicConfig, first_turn: int, rng: random.Random) -> int:
-    """d: uniform in first_turn..T, fixed, or T (the final-turn-only ablation). Open choice, PAPERS.md 1."""
+    """d: uniform in first_turn..T, fixed, or T (the final-turn-only ablation). docs/methods.md, MUSIC step 2."""
     if config.divergence == "fixed":
         return max(int(config.divergence_turn or first_turn), first_turn)
     if config.divergence == "final":
@@ -48,7 +48,9 @@ def draw_divergence_turn(config: MusicConfig, first_turn: int, rng: random.Rando
 
 
 async def synthesize_pair(seed: Seed, backends: MusicBackends, config: MusicConfig) -> PairResult:
-    """Grow a seed into a chosen and a rejected conversation of `config.turns` user turns (PAPERS.md 1).
+    """Grow a seed into a chosen and a rejected conversation of `config.turns` user turns.
+
+    docs/methods.md, MUSIC steps 2-6.
 
     Both branches share one history until the divergence turn d. From d on, the chosen assistant
     answers normally while the rejected one answers a silently swapped, related instruction (at every

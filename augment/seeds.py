@@ -1,4 +1,4 @@
-"""MUSIC seeds: the conversation prefix each synthesized pair starts from (PAPERS.md section 1, step 1)."""
+"""MUSIC seeds: the conversation prefix each synthesized pair starts from (docs/methods.md, MUSIC step 1)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The MUSIC agent steps as pure `format_input` / `parse_output` pairs (PAPERS.md §1; the simulated user's
-step 5 is `chat.user_simulator`, shared with best-of-N)."""
+"""The MUSIC agent steps as pure `format_input` / `parse_output` pairs (docs/methods.md, MUSIC steps 3-4; the simulated
+user's MUSIC step 5 is `chat.user_simulator`, shared with best-of-N)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def format_contrastive_assistant_input(history: Sequence[Message], swap: Swap) -
     """The rejected branch's history with its latest user instruction silently replaced by the swapped one
     (step 4). The assistant simply answers the swapped request, so it writes a fluent answer to the wrong
     request and cannot reveal a swap it never sees (a small model told "answer X instead, do not mention it"
-    often mentions it); the record keeps the user's original wording. Open choice (prompt wording), PAPERS.md §1."""
+    often mentions it); the record keeps the user's original wording. docs/methods.md, MUSIC step 4."""
     *earlier, _latest = list(history)
     return [*earlier, Message("user", swap.swapped_instruction)]
 

@@ -42,7 +42,7 @@ class PairDropped(Exception):
 
 @dataclass
 class MusicBackends:
-    """The backend of each simulator role (PAPERS.md section 1: one simulator may play them all)."""
+    """The backend of each simulator role (docs/methods.md, MUSIC: one simulator may play them all)."""
 
     user: ChatBackend
     assistant: ChatBackend

@@ -1,8 +1,8 @@
 """Content filters for generated turns: degenerate text, prompt scaffolding, swap reveals and repeated turns.
 
 Each filter returns its drop-reason name (a module constant, counted in outcome logs) or None when the text
-passes. They are cheap, deterministic checks of small models' typical failures (PAPERS.md §1, the open
-choice "filtering of bad pairs"; shared by every generator that keeps or drops turns): loops ("In the In
+passes. They are cheap, deterministic checks of small models' typical failures (docs/methods.md, MUSIC step 6;
+shared by every generator that keeps or drops turns): loops ("In the In
 the ..."), echoed prompt text ("Conversation so far:"), an assistant telling the user that the request was
 changed, and a turn that copies the one before it.
 """
@@ -75,7 +75,7 @@ SCAFFOLDING_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNOR
 
 _ASKED_VERB = r"(?:asked|requested|wanted)"
 _REQUEST = r"(?:request|instruction|question|task|prompt|query)s?"
-#: an assistant turn revealing that it answered a different request than the user's (PAPERS.md §1 step 4)
+#: an assistant turn revealing that it answered a different request than the user's (docs/methods.md, MUSIC step 4)
 SWAP_REVEAL_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"\b" + _REQUEST + r" (?:was|were|has been|have been|had been|got) (?:changed|modified|altered|swapped|"
     r"replaced|switched|rewritten)",

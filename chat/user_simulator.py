@@ -1,7 +1,7 @@
 """The one simulated user: a chat model shown the conversation with roles flipped, so its reply is the next user turn.
 
-Used by MUSIC (PAPERS.md §1 step 5: each branch's user writes the next turn from its own branch history) and by
-multi-turn best-of-N (PAPERS.md §1, "Evaluation in the paper": the simulated user goes on after each pick).
+Used by MUSIC (docs/methods.md, MUSIC step 5: each branch's user writes the next turn from its own branch
+history) and by multi-turn best-of-N (docs/methods.md, BoN step 4: the simulated user goes on after each pick).
 The model gets a system message saying that it is the user, then the conversation so far with user and
 assistant swapped (the assistant's last answer arrives as the model's "user" message and the model's own reply
 is the user's next message), then a one-line reminder. No transcript is pasted into a prompt, so there is no scaffolding to echo; a reply

@@ -1,1 +1,1 @@
-"""RM-guided data generation: Review-Instruct, SeDi-Instruct, CoEvol and MIMG (PAPERS.md sections 2-5)."""
+"""RM-guided data generation: Review-Instruct, SeDi-Instruct, CoEvol and MIMG (docs/methods.md, one section each)."""

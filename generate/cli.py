@@ -28,7 +28,7 @@ def add_review_instruct(group: argparse._SubParsersAction) -> None:
 
     parser = group.add_parser(
         "review-instruct", help="multi-turn conversations by Candidate / Reviewers / Chairman (Review-Instruct)",
-        description="Review-Instruct (arXiv 2505.11010, PAPERS.md 2). Kept conversations go to OUT (canonical "
+        description="Review-Instruct (arXiv 2505.11010, docs/methods.md). Kept conversations go to OUT (canonical "
                     "conversations; reviews, votes, decisions, RM scores, usage in meta); every seed's outcome goes "
                     "to OUT.seeds.jsonl, so rerunning the same command resumes.")
     _add_io(parser, "seed questions: Alpaca, Self-Instruct seed tasks, MT-Bench questions, ShareGPT, plain text "
@@ -43,9 +43,9 @@ def add_sedi(group: argparse._SubParsersAction) -> None:
 
     parser = group.add_parser(
         "sedi", help="instruction generation: SeDi-Instruct or the Self-Instruct baseline (--mode self-instruct)",
-        description="SeDi-Instruct (arXiv 2502.04774, PAPERS.md 3) and its Self-Instruct baseline. Kept pairs go to "
-                    "OUT (canonical conversations with provenance in meta); OUT.iterations.jsonl logs each iteration, "
-                    "so rerunning the same command resumes.")
+        description="SeDi-Instruct (arXiv 2502.04774, docs/methods.md) and its Self-Instruct baseline. Kept pairs "
+                    "go to OUT (canonical conversations with provenance in meta); OUT.iterations.jsonl logs each "
+                    "iteration, so rerunning the same command resumes.")
     _add_io(parser, "seed tasks: Self-Instruct seed tasks, Alpaca, any conversation file")
     parser.add_argument("--alpaca", type=Path, metavar="PATH", help="also export the kept pairs as Alpaca rows")
     add_dataclass_arguments(parser, SediConfig)
@@ -70,7 +70,7 @@ def add_coevol(group: argparse._SubParsersAction) -> None:
 
     parser = group.add_parser(
         "coevol", help="refine the responses of instruction data by debate, advice, edit and judgement (CoEvol)",
-        description="CoEvol (arXiv 2406.07054, PAPERS.md 4). One refined conversation per input goes to OUT "
+        description="CoEvol (arXiv 2406.07054, docs/methods.md). One refined conversation per input goes to OUT "
                     "(iterations, suggestions, verdicts, RM scores before/after and usage in meta.coevol); "
                     "OUT.summary.json adds the acceptance rate per iteration and the RM score delta distribution. "
                     "Rerunning the same command resumes.")
@@ -87,7 +87,7 @@ def add_mimg(group: argparse._SubParsersAction) -> None:
 
     parser = group.add_parser(
         "mimg", help="multi-hop long-context QA generation from documents (MIMG / LongMIT)",
-        description="MIMG (arXiv 2409.01893, PAPERS.md 5). Training records {prompt, answer, hops, source_qa_ids, "
+        description="MIMG (arXiv 2409.01893, docs/methods.md). Training records {prompt, answer, hops, source_qa_ids, "
                     "doc_ids, rationale} go to OUT, the single-hop QAs to OUT.qas.jsonl, the merge chains to "
                     "OUT.chains.jsonl, pass rates and the hop distribution to OUT.summary.json. Rerunning the same "
                     "command resumes.")

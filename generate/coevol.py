@@ -1,4 +1,4 @@
-"""CoEvol: responses refined by debate, advice, edit and judgement, kept only when strictly better (PAPERS.md 4)."""
+"""CoEvol: responses refined by debate, advice, edit and judgement, kept only when better (docs/methods.md, CoEvol)."""
 
 from __future__ import annotations
 
@@ -94,8 +94,9 @@ def _scored_conversation(context: Sequence[Message], instruction: str, response:
 
 async def judge_edit(context: Sequence[Message], instruction: str, old: str, new: str, backends: CoevolBackends,
                      config: CoevolConfig, step: StepCaller, rm: AsyncRewardScorer | None, label: str) -> dict[str, Any]:
-    """PAPERS.md 4.5: is `new` better than `old`? LLM judge: both orders, merged (NEW only when both orders
-    prefer it). RM judge (turnwise addition): NEW when its reward beats the old one by more than the margin."""
+    """docs/methods.md, CoEvol step 5: is `new` better than `old`? LLM judge: both orders, merged (NEW only when
+    both orders prefer it). RM judge (turnwise addition): NEW when its reward beats the old one by more than the
+    margin."""
     if config.judge == "rm":
         old_score, new_score = await rm.score([_scored_conversation(context, instruction, old),
                                                _scored_conversation(context, instruction, new)])
@@ -115,7 +116,7 @@ async def judge_edit(context: Sequence[Message], instruction: str, old: str, new
 async def refine_response(context: Sequence[Message], instruction: str, response: str, backends: CoevolBackends,
                           config: CoevolConfig, step: StepCaller, rm: AsyncRewardScorer | None = None, *,
                           turn: int = 1) -> TurnRefinement:
-    """CoEvol on one response (PAPERS.md 4), at most `config.iterations` times:
+    """CoEvol on one response (docs/methods.md, CoEvol steps 1-5), at most `config.iterations` times:
     1. debate stage 1: the positive and the critical debater review the response from fixed positions;
     2. debate stage 2: each sees the other's stage-1 review and gives an updated one (free debate);
     3. advisor: at most `max_suggestions` editing suggestions from the 4-review transcript;
@@ -194,7 +195,7 @@ def refinable_turns(conversation: Conversation) -> list[int]:
 
 async def refine_conversation(conversation: Conversation, backends: CoevolBackends, config: CoevolConfig,
                               rm: AsyncRewardScorer | None = None) -> CoevolResult:
-    """Refine every assistant turn in order (PAPERS.md 4, multi-turn): each turn sees the previous
+    """Refine every assistant turn in order (docs/methods.md, CoEvol step 6): each turn sees the previous
     `context_turns` exchanges, already refined, and its refined response replaces the original before the
     next turn. With an RM, each turn is scored before and after (same context window)."""
     step = StepCaller(config.temperature, config.max_tokens, derive_seed(config.seed, conversation.id),

@@ -1,4 +1,4 @@
-"""Config of `turnwise generate coevol` (CoEvol, PAPERS.md section 4), TRL-style with help text."""
+"""Config of `turnwise generate coevol` (CoEvol, docs/methods.md), TRL-style with help text."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ COEVOL_ROLES = ("default", "debater", "positive", "critical", "advisor", "editor
 
 @dataclass
 class CoevolConfig:
-    r"""Configuration of `turnwise generate coevol` (CoEvol, PAPERS.md section 4).
+    r"""Configuration of `turnwise generate coevol` (CoEvol, docs/methods.md).
 
     Parameters that control the agents:
         backends (roles positive, critical or debater for both, advisor, editor, judge; `default`),

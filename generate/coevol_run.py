@@ -94,7 +94,7 @@ def coevol_report(output: str | Path) -> dict[str, Any]:
 
 
 @GENERATORS.register("coevol", "CoEvol: debate / advisor / editor / judge response refinement, LLM or RM judge "
-                               "(PAPERS.md 4)")
+                               "(docs/methods.md, CoEvol)")
 async def run_coevol_async(input_path: str | Path, output: str | Path, config: CoevolConfig, *,
                            backends: CoevolBackends | None = None, rm: Any = None, progress: bool = True,
                            handle_sigint: bool = True, overwrite: bool = False) -> FilteredRunResult:

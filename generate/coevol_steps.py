@@ -1,4 +1,4 @@
-"""The CoEvol agent steps as pure `format_*_input` / `parse_*_output` pairs (PAPERS.md section 4)."""
+"""The CoEvol agent steps as pure `format_*_input` / `parse_*_output` pairs (docs/methods.md, CoEvol steps 1-5)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ POSITIONS = (POSITIVE, CRITICAL)
 #: Merged verdicts of the judge: the edit is better, the original is better, or neither.
 NEW, OLD, TIE = "new", "old", "tie"
 
-#: The judge's reply (PAPERS.md 4.5): which of the two responses is better, or a tie.
+#: The judge's reply (docs/methods.md, CoEvol step 5): which of the two responses is better, or a tie.
 JUDGE_SCHEMA = object_schema(verdict={"type": "string", "enum": ["A", "B", "tie"]})
 JUDGE_FORMAT = json_schema_format("verdict", JUDGE_SCHEMA)
 
@@ -49,7 +49,7 @@ class DebateTurn:
 
 
 def context_window(before: Sequence[Message], turns: int) -> list[Message]:
-    """The context of a refined turn (PAPERS.md 4, multi-turn): the system message, if any, and the
+    """The context of a refined turn (docs/methods.md, CoEvol step 6): the system message, if any, and the
     last `turns` (user, assistant) exchanges before the current instruction."""
     system = [m for m in before[:1] if m.role == "system"]
     dialogue = [m for m in before if m.role != "system"]
@@ -64,7 +64,7 @@ def _context_dicts(context: Sequence[Message]) -> list[dict[str, str]]:
 
 def format_debater_input(context: Sequence[Message], instruction: str, response: str, position: str,
                          max_words: int) -> list[Message]:
-    """Debate stage 1 (PAPERS.md 4.1): the debater argues its fixed position about `response`."""
+    """Debate stage 1 (docs/methods.md, CoEvol step 1): the debater argues its fixed position about `response`."""
     return [Message("system", render("coevol_debater_system", position=position, max_words=max_words)),
             Message("user", render("coevol_debate", context=_context_dicts(context), instruction=instruction,
                                    response=response, own_review=None, other_review=None, other_position=None))]
@@ -72,7 +72,7 @@ def format_debater_input(context: Sequence[Message], instruction: str, response:
 
 def format_free_debate_input(context: Sequence[Message], instruction: str, response: str, position: str,
                              own_review: str, other_review: str, max_words: int) -> list[Message]:
-    """Debate stage 2 (PAPERS.md 4.2): the debater sees its own and the other debater's stage-1 review
+    """Debate stage 2 (docs/methods.md, CoEvol step 2): the debater sees its own and the other debater's stage-1 review
     and weighs them in an updated review."""
     other = CRITICAL if position == POSITIVE else POSITIVE
     return [Message("system", render("coevol_debater_system", position=position, max_words=max_words)),
@@ -91,14 +91,15 @@ def parse_review_output(text: str) -> str:
 
 def format_advisor_input(instruction: str, response: str, debate: Sequence[DebateTurn],
                          max_suggestions: int) -> list[Message]:
-    """The advisor (PAPERS.md 4.3) reads the debate transcript and proposes editing suggestions."""
+    """The advisor (docs/methods.md, CoEvol step 3) reads the debate transcript and proposes editing suggestions."""
     return [Message("system", render("coevol_advisor_system", max_suggestions=max_suggestions)),
             Message("user", render("coevol_advisor", instruction=instruction, response=response,
                                    debate=[{"speaker": turn.speaker, "review": turn.review} for turn in debate]))]
 
 
 def advisor_format(max_suggestions: int) -> ResponseFormat:
-    """The advisor's reply (PAPERS.md 4.3): `{"suggestions": [...]}`, at most `max_suggestions`, [] for no edit."""
+    """The advisor's reply (docs/methods.md, CoEvol step 3): `{"suggestions": [...]}`, at most `max_suggestions`,
+    [] for no edit."""
     return json_schema_format("suggestions", object_schema(
         suggestions={"type": "array", "items": {"type": "string"}, "maxItems": max_suggestions}))
 
@@ -136,7 +137,7 @@ def parse_advisor_output(text: str, max_suggestions: int) -> list[str]:
 
 def format_editor_input(context: Sequence[Message], instruction: str, response: str,
                         suggestions: Sequence[str]) -> list[Message]:
-    """The editor (PAPERS.md 4.4) rewrites `response` using the suggestions it can act on."""
+    """The editor (docs/methods.md, CoEvol step 4) rewrites `response` using the suggestions it can act on."""
     return [Message("system", render("coevol_editor_system")),
             Message("user", render("coevol_editor", context=_context_dicts(context), instruction=instruction,
                                    response=response, suggestions=list(suggestions)))]
@@ -152,7 +153,7 @@ def parse_editor_output(text: str) -> str:
 
 def format_judge_input(context: Sequence[Message], instruction: str, response_a: str,
                        response_b: str) -> list[Message]:
-    """One order of the pairwise comparison (PAPERS.md 4.5 and "Judging conventions")."""
+    """One order of the pairwise comparison (docs/methods.md, CoEvol step 5 and Judge step 3)."""
     return [Message("system", render("coevol_judge_system")),
             Message("user", render("coevol_judge", context=_context_dicts(context), instruction=instruction,
                                    response_a=response_a, response_b=response_b))]
@@ -174,7 +175,7 @@ def parse_judge_output(text: str) -> str:
 
 def merge_verdicts(old_first: str, new_first: str) -> str:
     """The merged verdict of both orders (old as A, then new as A): NEW or OLD only when both orders agree,
-    TIE otherwise (a disagreement across orders is a tie, PAPERS.md "Judging conventions")."""
+    TIE otherwise (a disagreement across orders is a tie, docs/methods.md, Judge step 3)."""
     first = {"A": OLD, "B": NEW}.get(old_first, TIE)
     second = {"A": NEW, "B": OLD}.get(new_first, TIE)
     return first if first == second else TIE

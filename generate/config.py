@@ -1,4 +1,4 @@
-"""Configs of `turnwise generate review-instruct|sedi` (PAPERS.md sections 2-3), TRL-style with help text."""
+"""Configs of `turnwise generate review-instruct|sedi` (docs/methods.md), TRL-style with help text."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def default_backends() -> dict[str, Any]:
 
 @dataclass
 class ReviewInstructConfig:
-    r"""Configuration of `turnwise generate review-instruct` (Review-Instruct, PAPERS.md section 2).
+    r"""Configuration of `turnwise generate review-instruct` (Review-Instruct, docs/methods.md).
 
     Parameters that control the agents:
         backends: role -> backend spec; roles candidate, reviewer (all reviewers) or reviewer_1..N
@@ -98,7 +98,7 @@ class ReviewInstructConfig:
 
 @dataclass
 class SediConfig:
-    r"""Configuration of `turnwise generate sedi` (SeDi-Instruct and its Self-Instruct baseline, PAPERS.md 3).
+    r"""Configuration of `turnwise generate sedi` (SeDi-Instruct and its Self-Instruct baseline, docs/methods.md).
 
     Parameters that control the mode:
         mode: `self-instruct` (ROUGE-L < rouge_threshold against the pool, every kept pair kept) or `sedi`

@@ -1,4 +1,4 @@
-"""Batch-level diversity (PAPERS.md section 3): training batches whose instructions are mutually dissimilar."""
+"""Batch-level diversity (docs/methods.md, SeDi step 4): training batches whose instructions are mutually dissimilar."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Source documents of MIMG (PAPERS.md 5.1): reading `{id, content}` rows, HotpotQA paragraphs and .txt files, and
-chunking them by an approximate token count.
+"""Source documents of MIMG (docs/methods.md, MIMG step 1): reading `{id, content}` rows, HotpotQA paragraphs and
+.txt files, and chunking them by an approximate token count.
 
 Token counts are approximated without a tokenizer: `approx_tokens(text) = ceil(4/3 x whitespace words)`
 (English BPE vocabularies average about 0.75 words per token), so the budget does not depend on which
@@ -77,8 +77,8 @@ def _pieces(paragraph: str, max_tokens: int) -> Iterator[str]:
 
 
 def chunk_document(document: Document, chunk_tokens: int) -> list[Chunk]:
-    """The chunks of one document (PAPERS.md 5.1): whole paragraphs packed up to `chunk_tokens` approximate
-    tokens; over-long paragraphs are split at sentence ends. Paragraph breaks are kept inside a chunk."""
+    """The chunks of one document (docs/methods.md, MIMG step 1): whole paragraphs packed up to `chunk_tokens`
+    approximate tokens; over-long paragraphs are split at sentence ends. Paragraph breaks are kept inside a chunk."""
     paragraphs = [" ".join(p.split()) for p in _PARAGRAPH_BREAK.split(document.text) if p.strip()]
     texts: list[str] = []
     current: list[str] = []

@@ -1,4 +1,4 @@
-"""MIMG: single-hop QAs per chunk, verified, then merged with their nearest QAs into verified multi-hop QAs (PAPERS.md 5)."""
+"""MIMG: single-hop QAs per chunk, verified, then merged with their nearest QAs into multi-hop QAs (docs/methods.md)."""
 
 from __future__ import annotations
 
@@ -69,13 +69,13 @@ def _step(config: MimgConfig, label: str) -> StepCaller:
 
 async def verify(step: StepCaller, backend: ChatBackend, passages: Sequence[dict[str, str]], question: str,
                  answer: str, hops: int, label: str) -> int:
-    """PAPERS.md 5.3: the verification agent's 1-10 score (StepFailed if it never parses)."""
+    """docs/methods.md, MIMG step 3: the verification agent's 1-10 score (StepFailed if it never parses)."""
     return await ask_step(step, "verifier", backend, format_verify_input(passages, question, answer, hops),
                           parse_verify_output, label, response_format=VERIFY_FORMAT)
 
 
 async def single_hop_chunk(chunk: Chunk, backends: MimgBackends, config: MimgConfig) -> dict[str, Any]:
-    """PAPERS.md 5.2-5.3 on one chunk: up to `max_questions` self-contained questions (those with dangling
+    """docs/methods.md, MIMG steps 2-3 on one chunk: up to `max_questions` self-contained questions (those with dangling
     references or degenerate text rejected), an answer per question (long answer kept as rationale, short
     answer; a degenerate one drops the QA), a 1-10 verification of each; QAs scoring at least
     `verify_threshold` are kept. Every step's reply is a JSON object of its schema. Returns the chunk's record."""
@@ -147,8 +147,8 @@ def chain_passages(sources: Sequence[SingleHopQA], chunks: Mapping[str, Chunk]) 
 async def merge_chain(seed: SingleHopQA, partners: Sequence[SingleHopQA], chunks: Mapping[str, Chunk],
                       backends: MimgBackends, config: MimgConfig, label: str) -> tuple[list[MergeStep], dict[str, Any],
                                                                                        int]:
-    """PAPERS.md 5.5: merge the seed with its neighbours one at a time into 2-, 3-, 4-hop QAs whose answer
-    carries the reasoning; each merged QA is verified against the passages of all its sources. The chain
+    """docs/methods.md, MIMG step 5: merge the seed with its neighbours one at a time into 2-, 3-, 4-hop QAs whose
+    answer carries the reasoning; each merged QA is verified against the passages of all its sources. The chain
     stops at the first merge that does not parse, is degenerate text or does not pass. Returns (steps, usage,
     re-asks)."""
     step = _step(config, label)

@@ -1,4 +1,4 @@
-"""Config of `turnwise generate mimg` (MIMG multi-hop long-context QA, PAPERS.md section 5), TRL-style with help."""
+"""Config of `turnwise generate mimg` (MIMG multi-hop long-context QA, docs/methods.md), TRL-style with help."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from chat.errors import ConfigError
 from chat.config import check_backend_roles, check_run_fields
 from generate.config import default_backends
 
-#: The two ways a seed QA is chained (PAPERS.md 5.4): neighbours in the same document, or in other documents.
+#: The two ways a seed QA is chained (docs/methods.md, MIMG step 4): neighbours in the same document, or in
+#: other documents.
 CHAIN_KINDS = ("indoc", "crossdoc")
 MIMG_ROLES = ("default", "questioner", "answerer", "verifier", "merger")
 
 
 @dataclass
 class MimgConfig:
-    r"""Configuration of `turnwise generate mimg` (MIMG, PAPERS.md section 5).
+    r"""Configuration of `turnwise generate mimg` (MIMG, docs/methods.md).
 
     Parameters that control the single-hop stage:
         chunk_tokens (approximate tokens: 4/3 x words), max_questions, verify_threshold.

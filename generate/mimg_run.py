@@ -88,7 +88,7 @@ def seed_indices(count: int, max_seeds: int | None, seed: int) -> list[int]:
 
 
 @GENERATORS.register("mimg", "MIMG: single-hop QAs per chunk, verification, embedding neighbours, multi-hop merger "
-                             "(PAPERS.md 5)")
+                             "(docs/methods.md, MIMG)")
 async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | Path, config: MimgConfig, *,
                          backends: MimgBackends | None = None, embed: Embed | None = None, progress: bool = True,
                          handle_sigint: bool = True, overwrite: bool = False) -> MimgRunResult:
@@ -137,7 +137,8 @@ async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | 
 async def _multi_hop_stage(output: Path, config: MimgConfig, roles: MimgBackends, chunk_map: dict[str, Any],
                            embed: Embed | None, ledger: UsageLedger | None, progress: bool,
                            handle_sigint: bool) -> RunSummary:
-    """PAPERS.md 5.4-5.5: embed the kept QAs, pick each seed's nearest QAs per chain kind, merge and verify."""
+    """docs/methods.md, MIMG steps 4-5: embed the kept QAs, pick each seed's nearest QAs per chain kind, merge and
+    verify."""
     qas = kept_single_hop_qas(qas_path(output), set(chunk_map))
     vectors = np.zeros((0, 1), dtype=np.float32)
     if len(qas) >= 2:

@@ -1,4 +1,4 @@
-"""Multiple question sampling (PAPERS.md 5.4): nearest QAs by "question + answer" embeddings, in and across documents."""
+"""Multiple question sampling (docs/methods.md, MIMG step 4): nearest QAs by "question + answer" embeddings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MIMG agent steps as pure `format_*_input` / `parse_*_output` pairs (PAPERS.md section 5)."""
+"""The MIMG agent steps as pure `format_*_input` / `parse_*_output` pairs (docs/methods.md, MIMG steps 2-5)."""
 
 from __future__ import annotations
 
@@ -22,19 +22,19 @@ QUESTION_MARKER = "QUESTION:"
 #: Short answers meaning the passage does not answer the question.
 UNANSWERABLE = frozenset({"unanswerable", "unknown", "not stated", "not mentioned", "n/a", "none"})
 
-#: The answer agent's reply (PAPERS.md 5.2): the long answer (rationale), then the short answer.
+#: The answer agent's reply (docs/methods.md, MIMG step 2): the long answer (rationale), then the short answer.
 ANSWER_SCHEMA = object_schema(answer={"type": "string"}, short_answer={"type": "string"})
 ANSWER_FORMAT = json_schema_format("answer", ANSWER_SCHEMA)
-#: The verification agent's reply (PAPERS.md 5.3): a whole-number score from 1 to 10.
+#: The verification agent's reply (docs/methods.md, MIMG step 3): a whole-number score from 1 to 10.
 VERIFY_SCHEMA = object_schema(score={"type": "integer", "enum": list(range(1, 11))})
 VERIFY_FORMAT = json_schema_format("score", VERIFY_SCHEMA)
-#: The merger agent's reply (PAPERS.md 5.5): the merged question, then its reasoning answer.
+#: The merger agent's reply (docs/methods.md, MIMG step 5): the merged question, then its reasoning answer.
 MERGE_SCHEMA = object_schema(question={"type": "string"}, answer={"type": "string"})
 MERGE_FORMAT = json_schema_format("merged_qa", MERGE_SCHEMA)
 
 _LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022]|Q\d*\s*[.):])\s*(.*)$", re.IGNORECASE)
 _DOCUMENT_NOUNS = r"(?:passage|text|article|document|paragraph|excerpt|chunk|extract)"
-#: References that only make sense next to the passage (PAPERS.md 5.2: "no 'this/the above' references").
+#: References that only make sense next to the passage (docs/methods.md, MIMG step 2: no "this passage" / "the above").
 DANGLING_REFERENCES = (
     # the noun in lower case: "The Text of Light" (a title) is not a reference to the passage
     re.compile(rf"\b(?i:this|that|these|those|the|given|provided)\s+{_DOCUMENT_NOUNS}s?\b"),
@@ -94,13 +94,13 @@ def _list_items(body: str) -> list[str]:
 # -- single-hop question agent ------------------------------------------------------------------------
 
 def question_format(max_questions: int) -> ResponseFormat:
-    """The question agent's reply (PAPERS.md 5.2): `{"questions": [...]}`, 1 to `max_questions` questions."""
+    """The question agent's reply (docs/methods.md, MIMG step 2): `{"questions": [...]}`, 1 to `max_questions`."""
     return json_schema_format("questions", object_schema(
         questions={"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max_questions}))
 
 
 def format_question_input(title: str, passage: str, max_questions: int) -> list[Message]:
-    """PAPERS.md 5.2: up to `max_questions` self-contained questions about one chunk (questions first)."""
+    """docs/methods.md, MIMG step 2: up to `max_questions` self-contained questions about one chunk."""
     return [Message("system", render("mimg_question_system", max_questions=max_questions)),
             Message("user", render("mimg_question", title=title, passage=passage))]
 
@@ -135,7 +135,7 @@ def parse_question_output(text: str, max_questions: int) -> QuestionSet:
 # -- answer agent ----------------------------------------------------------------------------------------
 
 def format_answer_input(title: str, passage: str, question: str) -> list[Message]:
-    """PAPERS.md 5.2: the answer to one question from its chunk, long (rationale) and short."""
+    """docs/methods.md, MIMG step 2: the answer to one question from its chunk, long (rationale) and short."""
     return [Message("system", render("mimg_answer_system")),
             Message("user", render("mimg_answer", title=title, passage=passage, question=question))]
 
@@ -157,7 +157,7 @@ def parse_answer_output(text: str) -> AnswerReply:
 # -- quality verification agent ------------------------------------------------------------------------
 
 def format_verify_input(passages: Sequence[dict[str, str]], question: str, answer: str, hops: int) -> list[Message]:
-    """PAPERS.md 5.3 (and 5.5 for merged QAs): a 1-10 quality score of a QA against its passages."""
+    """docs/methods.md, MIMG step 3 (and step 5 for merged QAs): a 1-10 quality score of a QA against its passages."""
     return [Message("system", render("mimg_verify_system", hops=hops)),
             Message("user", render("mimg_verify", passages=list(passages), question=question, answer=answer))]
 
@@ -182,7 +182,7 @@ def parse_verify_output(text: str) -> int:
 # -- multi-hop merger agent ------------------------------------------------------------------------------
 
 def format_merge_input(question: str, answer: str, new_question: str, new_answer: str, hops: int) -> list[Message]:
-    """PAPERS.md 5.5: merge the current (hops-1)-hop QA with one more QA into a `hops`-hop QA."""
+    """docs/methods.md, MIMG step 5: merge the current (hops-1)-hop QA with one more QA into a `hops`-hop QA."""
     return [Message("system", render("mimg_merge_system", hops=hops)),
             Message("user", render("mimg_merge", question=question, answer=answer, new_question=new_question,
                                    new_answer=new_answer, hops=hops))]
@@ -207,5 +207,5 @@ def parse_merge_output(text: str, sources: Sequence[str]) -> MergedQA:
 
 
 def format_training_prompt(passages: Sequence[dict[str, str]], question: str) -> str:
-    """The prompt of a training record (PAPERS.md 5): the passages, then the question."""
+    """The prompt of a training record (docs/methods.md, MIMG step 6): the passages, then the question."""
     return render("mimg_training_prompt", passages=list(passages), question=question)

@@ -1,4 +1,4 @@
-"""Review-Instruct: a multi-turn conversation from one seed question by Ask-Respond-Review (PAPERS.md section 2)."""
+"""Review-Instruct: a multi-turn conversation from one seed question by Ask-Respond-Review (docs/methods.md)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ async def rm_review(rm: AsyncRewardScorer, history: list[Message], threshold: fl
 async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstructBackends,
                                        config: ReviewInstructConfig,
                                        rm: AsyncRewardScorer | None = None) -> ConversationResult:
-    """Grow a seed question into an R-turn conversation (PAPERS.md section 2).
+    """Grow a seed question into an R-turn conversation (docs/methods.md, Review-Instruct steps 2-6).
 
     Each round: the Candidate answers the current question; each Reviewer critiques the answer
     (usefulness, relevance, accuracy, depth, creativity) and votes, the RM too when it reviews; the

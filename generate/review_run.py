@@ -46,7 +46,7 @@ def seed_outcome(result: ConversationResult) -> dict[str, Any]:
 
 
 @GENERATORS.register("review-instruct", "Review-Instruct: Candidate / Reviewers / Chairman multi-turn synthesis "
-                                        "with the RM as reviewer and filter (PAPERS.md 2)")
+                                        "with the RM as reviewer and filter (docs/methods.md, Review-Instruct)")
 async def run_review_instruct_async(input_path: str | Path, output: str | Path, config: ReviewInstructConfig, *,
                                     backends: ReviewInstructBackends | None = None, rm: Any = None,
                                     progress: bool = True, handle_sigint: bool = True,

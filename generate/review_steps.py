@@ -1,4 +1,4 @@
-"""The Review-Instruct agent steps as pure `format_*_input` / `parse_*_output` pairs (PAPERS.md section 2)."""
+"""The Review-Instruct agent steps as pure `format_*_input` / `parse_*_output` pairs (docs/methods.md)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ QUESTION_MARKER = "QUESTION:"
 POSITIVE, NEGATIVE = "positive", "negative"
 BREADTH, DEPTH, UNREVIEWED = "breadth", "depth", "unreviewed"
 
-#: The reviewer's reply (PAPERS.md 2, review): the critique first, then the vote it leads to.
+#: The reviewer's reply (docs/methods.md, Review-Instruct step 3): the critique first, then the vote it leads to.
 REVIEWER_SCHEMA = object_schema(review={"type": "string"}, vote={"type": "string", "enum": [POSITIVE, NEGATIVE]})
 REVIEWER_FORMAT = json_schema_format("review_vote", REVIEWER_SCHEMA)
-#: The chairman's reply (PAPERS.md 2, ask): the next question only.
+#: The chairman's reply (docs/methods.md, Review-Instruct step 5): the next question only.
 CHAIRMAN_SCHEMA = object_schema(question={"type": "string"})
 CHAIRMAN_FORMAT = json_schema_format("next_question", CHAIRMAN_SCHEMA)
 
@@ -91,8 +91,8 @@ def parse_reviewer_output(text: str, reviewer: str) -> Review:
 
 
 def breadth_or_depth(votes: Sequence[str]) -> str:
-    """The chairman's direction (PAPERS.md section 2): breadth when most votes are positive, depth when
-    most are negative. A tie counts as depth: a split panel means the answer has weaknesses worth
+    """The chairman's direction (docs/methods.md, Review-Instruct step 4): breadth when most votes are positive,
+    depth when most are negative. A tie counts as depth: a split panel means the answer has weaknesses worth
     probing. No votes at all (the no-review ablation) is `unreviewed`."""
     if not votes:
         return UNREVIEWED

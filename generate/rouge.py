@@ -65,7 +65,7 @@ class Neighbour:
 
 
 class RougePool:
-    """Texts checked against each other by ROUGE-L without comparing every pair (PAPERS.md section 3).
+    """Texts checked against each other by ROUGE-L without comparing every pair (docs/methods.md, SeDi step 3).
 
     An inverted index maps each token to the entries holding it with their counts. For a query,
     the bag-of-words overlap with every entry sharing a token is summed with numpy; since the LCS

@@ -1,4 +1,4 @@
-"""SeDi-Instruct and its Self-Instruct baseline: instruction generation with pool, batch and RM filters (PAPERS.md 3).
+"""SeDi-Instruct and its Self-Instruct baseline: instructions kept by pool, batch and RM filters (docs/methods.md).
 
 Files of a run on OUT:
     OUT                    kept (instruction, response) pairs as canonical conversations `{id, messages, meta}` with
@@ -107,7 +107,7 @@ def sample_examples(state: SediState, config: SediConfig, rng: random.Random) ->
 
 def apply_feedback(state: SediState, scored: list[Candidate], kept: list[Candidate],
                    config: SediConfig) -> tuple[list[str], list[str], dict[str, list[float]]]:
-    """SeDi's iterative feedback (PAPERS.md 3, turnwise default signal = RM score): credit each scored pair's
+    """SeDi's iterative feedback (docs/methods.md, SeDi step 6; the signal is the RM score): credit each scored pair's
     score (kept or dropped by the RM filter) to the seeds shown when it was generated; retire seeds with at least `min_offspring` scores whose
     mean is below `retire_threshold` (never below `seed_examples` active seeds, lowest mean first); promote
     kept pairs scoring >= `promote_threshold` into the seed pool.
@@ -176,9 +176,10 @@ class SediRun:
             return []
 
     async def iteration(self, number: int) -> tuple[list[Candidate], dict[str, Any]]:
-        """One iteration (PAPERS.md 3): generate (a JSON batch of tasks per request), filter (heuristics, the
-        shared degenerate-text filter, the pool and, in sedi mode, diverse batches), answer (a degenerate
-        response drops the pair), score with the RM, and (sedi mode) feed the scores back into the seed pool."""
+        """One iteration (docs/methods.md, SeDi steps 1-6): generate (a JSON batch of tasks per request), filter
+        (heuristics, the shared degenerate-text filter, the pool and, in sedi mode, diverse batches), answer (a
+        degenerate response drops the pair), score with the RM, and (sedi mode) feed the scores back into the seed
+        pool."""
         config, state, counters = self.config, self.state, Counter()
         usage = RoleUsage()
         rng = random.Random(derive_seed(config.seed, f"iteration/{number}"))
@@ -301,7 +302,7 @@ def restore_state(state: SediState, output: Path, config: SediConfig, embedder: 
 
 
 @GENERATORS.register("sedi", "SeDi-Instruct (relaxed ROUGE-L, diverse batches, RM feedback on seeds) and its "
-                             "Self-Instruct baseline mode (PAPERS.md 3)")
+                             "Self-Instruct baseline mode (docs/methods.md, SeDi-Instruct)")
 async def run_sedi_async(input_path: str | Path, output: str | Path, config: SediConfig, *,
                          backends: SediBackends | None = None, rm: Any = None, embedder: Any = None,
                          progress: bool = True, handle_sigint: bool = True,

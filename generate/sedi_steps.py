@@ -1,4 +1,4 @@
-"""The Self-Instruct / SeDi-Instruct steps as pure functions: prompts, parsers and instruction filters (PAPERS.md 3)."""
+"""SeDi (and Self-Instruct) steps as pure functions: prompts, parsers, filters (docs/methods.md, SeDi steps 2-5)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ _LIST_ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*\u2022])\s*(.*)$")
 
 
 def generation_format(per_call: int) -> ResponseFormat:
-    """The generator's reply (PAPERS.md 3, instruction generation): `{"tasks": [...]}`, 1 to `per_call` tasks."""
+    """The generator's reply (docs/methods.md, SeDi step 2): `{"tasks": [...]}`, 1 to `per_call` tasks."""
     return json_schema_format("new_tasks", object_schema(
         tasks={"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": per_call}))
 

@@ -1,6 +1,6 @@
 """Agreement statistics between two judges: accuracy, Cohen's kappa, bootstrap CIs, rank correlations, biases.
 
-PAPERS.md "Judging conventions": agreement is reported with and without ties; turnwise adds Cohen's
+docs/methods.md, Judge step 8: agreement is reported with and without ties; turnwise adds Cohen's
 kappa, bootstrap confidence intervals, position consistency and length bias. Everything here is
 plain numpy on small integer arrays; verdict labels are encoded as
 
@@ -132,7 +132,7 @@ def bootstrap_mean_ci(values: np.ndarray, *, resamples: int = DEFAULT_RESAMPLES,
 
 
 def win_rate(winners: Sequence[str]) -> float:
-    """(wins of A + 0.5 ties) / total (PAPERS.md "Judging conventions")."""
+    """(wins of A + 0.5 ties) / total (docs/methods.md, Judge step 7)."""
     points = win_points(winners)
     return float(points.mean()) if len(points) else math.nan
 

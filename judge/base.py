@@ -81,7 +81,7 @@ def judged_reply_length(conversation: Conversation, turn: int | None) -> int:
 
 
 def combine_orders(first: str | None, second_mapped: str | None) -> str | None:
-    """Both presentation orders -> one verdict (PAPERS.md "Judging conventions"): agreeing orders keep
+    """Both presentation orders -> one verdict (docs/methods.md, Judge step 3): agreeing orders keep
     their verdict, disagreeing ones are a tie; an unparseable order leaves the pair unparseable."""
     if first is None or second_mapped is None:
         return None

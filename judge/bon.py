@@ -1,4 +1,4 @@
-"""Multi-turn best-of-N evaluation of two reward models (PAPERS.md section 1, "Evaluation in the paper").
+"""Multi-turn best-of-N evaluation of two reward models (docs/methods.md, Multi-turn best-of-N).
 
 For each first prompt and each N: a policy samples N candidate replies, reward model A picks one,
 a simulated user writes the next user turn from that conversation; T turns in all. The same from the
@@ -124,7 +124,7 @@ class LockedScorer:
 async def best_of_n_conversation(prompt: Conversation, scorer: LockedScorer, n: int, *, policy: ChatBackend,
                                  user_simulator: ChatBackend, config: BonConfig, shared: SharedRequests
                                  ) -> tuple[Conversation, list[dict[str, Any]]]:
-    """One trajectory (PAPERS.md section 1): T turns, each the RM's pick of N policy samples, the
+    """One trajectory (docs/methods.md, BoN steps 2-4): T turns, each the RM's pick of N policy samples, the
     simulated user continuing from the picked reply. Returns the conversation and each turn's scores."""
     conversation = prompt
     picks = []

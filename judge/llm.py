@@ -1,6 +1,6 @@
 """LLM judges: pairwise (both orders, multi-turn and reference-guided variants) and 1-10 single grading.
 
-PAPERS.md "Judging conventions" (MT-Bench / FastChat, MT-Bench-101). Each agent step is a pair of
+docs/methods.md, Judge steps 1-5 (MT-Bench / FastChat, MT-Bench-101). Each agent step is a pair of
 pure functions, `format_*_input(...) -> messages` and a `parse_*` function raising VerdictParseError,
 wired by `ask_with_reasks`, which re-asks a bounded number of times (the re-ask constrained to a JSON
 schema) and otherwise reports the verdict as unparseable (None): it is counted, never guessed.
@@ -187,7 +187,7 @@ def _judge_backend(config: JudgeConfig, backends: Mapping[str, ChatBackend]) -> 
 @JUDGES.register("llm-pairwise", "LLM pairwise judge: A / B / tie, both orders (disagreement = tie), "
                                  "multi-turn and reference-guided variants")
 class LLMPairwiseJudge:
-    """Compares two conversations with an LLM in both presentation orders (PAPERS.md "Judging conventions")."""
+    """Compares two conversations with an LLM in both presentation orders (docs/methods.md, Judge step 3)."""
 
     def __init__(self, backend: ChatBackend, options: LLMOptions | None = None):
         self.backend = backend

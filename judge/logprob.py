@@ -1,8 +1,8 @@
 """Logprob verdicts: candidate-token probabilities at a reply's first position, order averaging, expected grades.
 
-PAPERS.md "Judging conventions", carried to logprobs as AlpacaEval's weighted annotators do: the judge
-answers with one token and its top-k alternatives at that position give P(A), P(B), P(tie) (or a
-grade distribution) instead of one sampled verdict. Token texts are matched after stripping
+docs/methods.md, Judge step 4: the judging conventions carried to logprobs as AlpacaEval's weighted
+annotators do: the judge answers with one token and its top-k alternatives at that position give P(A),
+P(B), P(tie) (or a grade distribution) instead of one sampled verdict. Token texts are matched after stripping
 whitespace, so variants such as "A" and " A" are summed; the candidates' probabilities are then
 renormalized over the candidates alone. A first position without any candidate among its top-k
 alternatives is no verdict (None, counted), never guessed.

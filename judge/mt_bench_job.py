@@ -1,6 +1,6 @@
 """`judge mt-bench`: FastChat llm_judge's gen_judgment on MT-Bench answer files, writing FastChat's model_judgment JSONL.
 
-PAPERS.md "Judging conventions" (MT-Bench, Zheng et al. 2023). As FastChat's `gen_judgment.py`:
+docs/methods.md, Judge step 5 (MT-Bench, Zheng et al. 2023). As FastChat's `gen_judgment.py`:
 turn 1 is judged with the prompt `--prompt-name` (pair-v2 / single-v1), turn 2 with its
 "-multi-turn" sibling; questions of the categories math, reasoning and coding use the math prompt
 (pair-math-v1 / single-math-v1 and its sibling) with the reference answers when both are available.

@@ -1,6 +1,6 @@
 """Judge prompts users bring: FastChat's judge_prompts.jsonl rows or a Jinja template, rendered and parsed per output_format.
 
-PAPERS.md "Judging conventions" (MT-Bench / FastChat `common.py` `run_judge_pair` / `run_judge_single`).
+docs/methods.md, Judge step 1 (MT-Bench / FastChat `common.py` `run_judge_pair` / `run_judge_single`).
 A FastChat prompt is a str.format template; its variables are FastChat's:
 
     pairwise, one turn:    question, answer_a, answer_b                       [+ ref_answer_1]

@@ -1,6 +1,6 @@
 """AlpacaEval win rates from preferences: head-to-head counts, standard error, and the length-controlled GLM.
 
-PAPERS.md "Judging conventions", AlpacaEval 2 (Dubois et al. 2024). A preference is AlpacaEval's:
+docs/methods.md, Judge step 7: AlpacaEval 2 (Dubois et al. 2024). A preference is AlpacaEval's:
 a number in [1, 2] per instruction, 1 = the baseline (output_1) better, 2 = the model (output_2)
 better, 1.5 a draw (0 is read as a draw too), continuous for weighted annotators; None/NaN =
 no preference (dropped, counted).

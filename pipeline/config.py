@@ -12,7 +12,7 @@ from chat.errors import ConfigError
 from chat.runner.fingerprint import settings_hash
 
 #: The stages of `turnwise run`, in order (DESIGN.md "Main job"). rm_train trains two RMs (baseline on D, MUSIC
-#: RM on D_aug), rm_eval and bon compare them (PAPERS.md section 1, "Evaluation in the paper").
+#: RM on D_aug), rm_eval and bon compare them (docs/methods.md, "The MUSIC experiment end to end").
 STAGES = ("augment", "mix", "rm_train", "rm_eval", "bon", "judge", "generate", "report")
 #: Stages whose section may be left out: rm_eval and report then use their defaults; bon, judge and generate do
 #: nothing (an experiment that only compares the two RMs leaves out judge and generate).

@@ -1,6 +1,6 @@
 """Pairs whose divergence turn the RM's left truncation cuts away, counted with the trainer's own encoder.
 
-A MUSIC pair differs from the divergence turn d on (PAPERS.md section 1 step 4); the rejected branch's later
+A MUSIC pair differs from the divergence turn d on (docs/methods.md, MUSIC step 2); the rejected branch's later
 turns are fluent answers to its own user turns, so once truncation removes turn d the pair no longer shows the
 error and teaches nothing. The trainer (rm/encoding.py `ConversationEncoder`) removes whole earlier
 user/assistant exchanges from the left, then the system message, then cuts tokens inside the final exchange.

@@ -38,7 +38,7 @@ class Estimate:
 
 
 def music_calls(turns: int, seed_turns: int, d: int, scope: str, reuse_seed_rejected: bool) -> tuple[int, int]:
-    """(calls, contrast steps) of one MUSIC pair with divergence turn d (PAPERS.md section 1; augment/music.py):
+    """(calls, contrast steps) of one MUSIC pair with divergence turn d (docs/methods.md, MUSIC; augment/music.py):
     one shared user turn per turn <= d and one per branch after d; one shared answer per turn < d; from d on the
     chosen answer plus either a contrast step (swap instruction + answer: 2 calls) or a normal rejected answer."""
     calls = contrasts = 0
@@ -133,7 +133,7 @@ def estimate_judge(ctx: StageContext) -> Estimate:
 
 
 def review_instruct_calls(config: Any) -> int:
-    """Calls per conversation: R x (candidate + N reviewers + chairman), PAPERS.md section 2; the no-review
+    """Calls per conversation: R x (candidate + N reviewers + chairman), docs/methods.md, Review-Instruct; the no-review
     ablation drops the reviewers; without `ask_after_last_round` the last chairman call is skipped."""
     reviewers = config.reviewers if config.review else 0
     return config.rounds * (1 + reviewers + 1) - (0 if config.ask_after_last_round else 1)

@@ -209,7 +209,7 @@ def pick_pairs(pairs: list[dict[str, Any]], count: int = SAMPLES) -> list[dict[s
 def pair_lines(pair: dict[str, Any], number: int) -> list[str]:
     """One MUSIC pair: the turns both branches share, then the chosen and the rejected branch from the
     divergence turn d on, each branch's first own message marked, swapped instructions shown
-    (PAPERS.md section 1 step 4)."""
+    (docs/methods.md, MUSIC steps 3-4)."""
     meta = pair.get("meta") or {}
     d = meta.get("divergence_turn")
     swaps = {swap.get("turn"): swap.get("swapped") for swap in meta.get("swaps") or []}

@@ -25,7 +25,7 @@ from pipeline.config import PipelineConfig
 
 logger = logging.getLogger(__name__)
 
-#: The two RMs of rm_train (PAPERS.md section 1, "RM training in the paper"): the baseline on D (the original
+#: The two RMs of rm_train (docs/methods.md, "The MUSIC experiment end to end"): the baseline on D (the original
 #: pairs of the mix's training split) and the MUSIC RM on D_aug = D + MUSIC pairs; same recipe, seed and steps.
 BASELINE_RM, MUSIC_RM = "baseline", "music"
 RM_NAMES = (BASELINE_RM, MUSIC_RM)
@@ -187,7 +187,7 @@ def filtered_counts(result: FilteredRunResult, unit: str = "seeds") -> dict[str,
 # ----------------------------------------------------------------------------- stages
 
 def run_augment(ctx: StageContext) -> StageOutcome:
-    """MUSIC pairs from the seed preference pairs (PAPERS.md section 1)."""
+    """MUSIC pairs from the seed preference pairs (docs/methods.md, MUSIC steps 1-6)."""
     from augment.config import MusicConfig
     from augment.run import run_music
 
@@ -243,8 +243,8 @@ def split_by_kind(ctx: StageContext) -> dict[str, int]:
 
 
 def run_mix(ctx: StageContext) -> StageOutcome:
-    """D_aug = D + D_MUSIC with a train/eval split (PAPERS.md section 1); D's part of the training split for the
-    baseline RM, and the eval split cut into the held-out sets rm_eval scores."""
+    """D_aug = D + D_MUSIC with a train/eval split (docs/methods.md, MUSIC step 7); D's part of the training split
+    for the baseline RM, and the eval split cut into the held-out sets rm_eval scores."""
     from augment.mix import mix_datasets
 
     section = ctx.section("mix", ("original", "original_format", "ratio", "count", "eval_fraction", "seed",
@@ -464,7 +464,7 @@ def train_one(ctx: StageContext, rm_name: str, max_steps: int) -> dict[str, Any]
 
 def run_rm_train(ctx: StageContext) -> StageOutcome:
     """Two Bradley-Terry RMs with one recipe, seed and number of optimizer steps: the baseline on D and the MUSIC
-    RM on D_aug (PAPERS.md section 1, "RM training in the paper"); one after the other, each resumable."""
+    RM on D_aug (docs/methods.md, RM steps 1-4); one after the other, each resumable."""
     recipe = rm_recipe(ctx)
     max_steps, steps_from = shared_max_steps(ctx, recipe)
     truncation = divergence_truncation(ctx, rm_train_values(ctx, MUSIC_RM, max_steps))
@@ -520,7 +520,7 @@ def rewardbench_metrics(model: Any, source: str, output_dir: Path, *, split: str
 
 def run_rm_eval(ctx: StageContext) -> StageOutcome:
     """Both RMs on the held-out sets (D's multi-turn pairs, held-out MUSIC pairs, D's single-turn pairs) and on
-    a RewardBench file when given: accuracy with bootstrap CI per set (PAPERS.md section 1)."""
+    a RewardBench file when given: accuracy with bootstrap CI per set (docs/methods.md, RM steps 7-8)."""
     from rm.data import load_preference_pairs
     from rm.evaluate import evaluate_scores, write_report
     from rm.model import RewardModel
@@ -559,7 +559,7 @@ def run_rm_eval(ctx: StageContext) -> StageOutcome:
 
 
 def run_bon(ctx: StageContext) -> StageOutcome:
-    """MUSIC's multi-turn best-of-N (PAPERS.md section 1, "Evaluation in the paper"; judge/bon.py): from each
+    """MUSIC's multi-turn best-of-N (docs/methods.md, Multi-turn best-of-N; judge/bon.py): from each
     first prompt, per N, the MUSIC RM and the baseline RM each pick among the same N policy samples per turn,
     a simulated user continues; the judge compares the two conversations in both orders. Win rate of the
     MUSIC RM (ties and order-inconsistent verdicts 0.5) with its bootstrap CI, per N."""
@@ -655,7 +655,7 @@ def run_judge(ctx: StageContext) -> StageOutcome:
 
 
 def run_generate(ctx: StageContext) -> StageOutcome:
-    """Review-Instruct and SeDi-Instruct with the trained RM as reviewer and filter (PAPERS.md sections 2-3)."""
+    """Review-Instruct and SeDi-Instruct with the trained RM as reviewer and filter (docs/methods.md, both sections)."""
     from generate.config import ReviewInstructConfig, SediConfig
     from generate.review_run import run_review_instruct
     from generate.sedi import run_sedi

@@ -83,7 +83,7 @@ def load_sequence_classifier(path: str, *, dtype: torch.dtype | None = None, att
 
 
 class RewardModel:
-    """A scalar reward model over conversations (PAPERS.md section 1: one score per conversation,
+    """A scalar reward model over conversations (docs/methods.md, RM steps 5-6: one score per conversation,
     read at the final token's hidden state; `score_turns` reads it at every assistant turn's end).
 
     Scoring sorts conversations by token length and batches them under a token budget, in

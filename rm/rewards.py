@@ -33,7 +33,7 @@ def head_module_names(model: Any) -> list[str]:
 
 def rewards_at_positions(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                          positions: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """Rewards read at flat token positions of a batch (PAPERS.md section 1: scalar head on a token's hidden state).
+    """Rewards read at flat token positions of a batch (docs/methods.md, RM step 4: a scalar head on hidden states).
 
     input_ids: [B, T]; positions: [N] indices into the flattened [B*T] tokens; returns [N] float32.
     Only for last-token-pooling models (`is_last_token_pooling`).

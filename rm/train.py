@@ -53,7 +53,7 @@ class TrainResult:
 
 def train_reward_model(config: RMTrainConfig, train_pairs: Sequence[PreferencePair] | None = None,
                        eval_pairs: Sequence[PreferencePair] | None = None) -> TrainResult:
-    """Train a scalar RM on preference pairs (PAPERS.md section 1, "RM training in the paper").
+    """Train a scalar RM on preference pairs (docs/methods.md, RM steps 1-4).
 
     The paper: Gemma-2-9B-it with a scalar head on the final token, Bradley-Terry loss
     -log sigmoid(r_chosen - r_rejected), max length 2048, batch 64, lr 2e-6, 2500 steps.

@@ -14,7 +14,7 @@ from rm.rewards import is_last_token_pooling, pad_batch, rewards_at_positions
 
 def bradley_terry_loss(rewards_chosen: torch.Tensor, rewards_rejected: torch.Tensor,
                        margin: torch.Tensor | None = None, center_coefficient: float | None = None) -> torch.Tensor:
-    """PAPERS.md section 1: -log sigmoid(r_chosen - r_rejected [- margin]), averaged over pairs.
+    """docs/methods.md, RM step 4: -log sigmoid(r_chosen - r_rejected [- margin]), averaged over pairs.
 
     rewards_*: [B]; margin: [B] or None. `center_coefficient` adds c * mean((r_c + r_r)^2), which keeps
     rewards centred on zero (Eisenstein et al. 2023, as TRL's `center_rewards_coefficient`).

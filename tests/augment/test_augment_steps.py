@@ -1,4 +1,4 @@
-"""The MUSIC steps' pure functions: exact prompts and robust parsing (PAPERS.md section 1)."""
+"""The MUSIC steps' pure functions: exact prompts and robust parsing (docs/methods.md, MUSIC steps 3-4)."""
 
 from __future__ import annotations
 
