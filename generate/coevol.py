@@ -18,7 +18,7 @@ from generate.coevol_steps import (CRITICAL, JUDGE_FORMAT, NEW, OLD, POSITIVE, T
                                    format_judge_input, merge_verdicts, parse_advisor_output, parse_editor_output,
                                    parse_judge_output, parse_review_output)
 from generate.prompts import PROMPT_VERSION
-from generate.reward import AsyncRewardScorer
+from rm.scorer import LockedScorer
 
 T = TypeVar("T")
 
@@ -93,7 +93,7 @@ def _scored_conversation(context: Sequence[Message], instruction: str, response:
 
 
 async def judge_edit(context: Sequence[Message], instruction: str, old: str, new: str, backends: CoevolBackends,
-                     config: CoevolConfig, step: StepCaller, rm: AsyncRewardScorer | None, label: str) -> dict[str, Any]:
+                     config: CoevolConfig, step: StepCaller, rm: LockedScorer | None, label: str) -> dict[str, Any]:
     """PAPERS.md 4.5: is `new` better than `old`? LLM judge: both orders, merged (NEW only when both orders
     prefer it). RM judge (turnwise addition): NEW when its reward beats the old one by more than the margin."""
     if config.judge == "rm":
@@ -113,7 +113,7 @@ async def judge_edit(context: Sequence[Message], instruction: str, old: str, new
 
 
 async def refine_response(context: Sequence[Message], instruction: str, response: str, backends: CoevolBackends,
-                          config: CoevolConfig, step: StepCaller, rm: AsyncRewardScorer | None = None, *,
+                          config: CoevolConfig, step: StepCaller, rm: LockedScorer | None = None, *,
                           turn: int = 1) -> TurnRefinement:
     """CoEvol on one response (PAPERS.md 4), at most `config.iterations` times:
     1. debate stage 1: the positive and the critical debater review the response from fixed positions;
@@ -193,7 +193,7 @@ def refinable_turns(conversation: Conversation) -> list[int]:
 
 
 async def refine_conversation(conversation: Conversation, backends: CoevolBackends, config: CoevolConfig,
-                              rm: AsyncRewardScorer | None = None) -> CoevolResult:
+                              rm: LockedScorer | None = None) -> CoevolResult:
     """Refine every assistant turn in order (PAPERS.md 4, multi-turn): each turn sees the previous
     `context_turns` exchanges, already refined, and its refined response replaces the original before the
     next turn. With an RM, each turn is scored before and after (same context window)."""

@@ -18,8 +18,8 @@ from generate.review_steps import (CHAIRMAN_FORMAT, NEGATIVE, POSITIVE, REVIEWER
                                    breadth_or_depth, format_candidate_input, format_chairman_input,
                                    format_reviewer_input, parse_candidate_output, parse_chairman_output,
                                    parse_reviewer_output)
-from generate.reward import AsyncRewardScorer
 from generate.seeds import SeedPrompt
+from rm.scorer import LockedScorer
 
 #: Why a conversation was dropped (each is a summary counter `dropped_<reason>`).
 PARSE_FAILURE = "parse_failure"
@@ -75,7 +75,7 @@ def review_conversation_id(seed_id: str) -> str:
     return f"review-{seed_id}"
 
 
-async def rm_review(rm: AsyncRewardScorer, history: list[Message], threshold: float) -> Review:
+async def rm_review(rm: LockedScorer, history: list[Message], threshold: float) -> Review:
     """The RM as a reviewer: its reward for the latest answer, positive at or above `threshold` (turnwise addition)."""
     score = (await rm.score_turns(Conversation(list(history))))[-1]
     vote = POSITIVE if score >= threshold else NEGATIVE
@@ -84,7 +84,7 @@ async def rm_review(rm: AsyncRewardScorer, history: list[Message], threshold: fl
 
 async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstructBackends,
                                        config: ReviewInstructConfig,
-                                       rm: AsyncRewardScorer | None = None) -> ConversationResult:
+                                       rm: LockedScorer | None = None) -> ConversationResult:
     """Grow a seed question into an R-turn conversation (PAPERS.md section 2).
 
     Each round: the Candidate answers the current question; each Reviewer critiques the answer

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from chat.gather import gather_or_cancel
 from chat.user_simulator import format_user_simulator_input, parse_user_turn, user_turn_problem
 from judge import agreement as stats
 from judge.base import Judge
-from judge.rm_judge import ConversationScorer
+from rm.scorer import LockedScorer
 
 
 @dataclass
@@ -103,22 +102,6 @@ async def simulated_user_turn(user_simulator: ChatBackend, conversation: Convers
 
 def _key(conversation: Conversation) -> str:
     return content_id(conversation.to_messages())
-
-
-class LockedScorer:
-    """A reward model scored from worker threads one call at a time."""
-
-    def __init__(self, model: ConversationScorer, name: str):
-        self.model = model
-        self.name = name
-        self._lock = threading.Lock()
-
-    def _score(self, conversations: list[Conversation]) -> list[float]:
-        with self._lock:
-            return [float(s) for s in self.model.score(conversations)]
-
-    async def score(self, conversations: list[Conversation]) -> list[float]:
-        return await asyncio.to_thread(self._score, conversations)
 
 
 async def best_of_n_conversation(prompt: Conversation, scorer: LockedScorer, n: int, *, policy: ChatBackend,
