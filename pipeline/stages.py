@@ -21,6 +21,7 @@ from typing import Any, Callable
 from chat.config import build_config, load_yaml
 from chat.errors import ConfigError, TurnwiseError
 from chat.runner import FilteredRunResult, RunSummary
+from chat.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from pipeline.config import PipelineConfig
 
 logger = logging.getLogger(__name__)
@@ -526,7 +527,8 @@ def run_rm_eval(ctx: StageContext) -> StageOutcome:
     from rm.model import RewardModel
 
     ctx.section("rm_eval", ("bootstrap", "seed", "device", "rewardbench", "rewardbench_split", "rewardbench_limit"))
-    resamples, seed = ctx.value("rm_eval", "bootstrap", 1000, int), ctx.value("rm_eval", "seed", 0, int)
+    resamples = ctx.value("rm_eval", "bootstrap", DEFAULT_RESAMPLES, int)
+    seed = ctx.value("rm_eval", "seed", DEFAULT_SEED, int)
     rewardbench = ctx.input_path("rm_eval", "rewardbench") if ctx.config.sections["rm_eval"].get("rewardbench") \
         else None
     sets = {name: load_preference_pairs(str(ctx.eval_set(name)), None, None) if count_lines(ctx.eval_set(name))
@@ -627,7 +629,8 @@ def run_judge(ctx: StageContext) -> StageOutcome:
     from judge.report import agree
 
     ctx.section("judge", ("config", "bootstrap", "seed", "rm_device"))
-    resamples, seed = ctx.value("judge", "bootstrap", 1000, int), ctx.value("judge", "seed", 0, int)
+    resamples = ctx.value("judge", "bootstrap", DEFAULT_RESAMPLES, int)
+    seed = ctx.value("judge", "seed", DEFAULT_SEED, int)
     directory = ctx.stage_dir("judge")
     directory.mkdir(parents=True, exist_ok=True)
     llm_config = ctx.options("judge", JudgeConfig)
