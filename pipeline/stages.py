@@ -246,7 +246,7 @@ def split_by_kind(ctx: StageContext) -> dict[str, int]:
 def run_mix(ctx: StageContext) -> StageOutcome:
     """D_aug = D + D_MUSIC with a train/eval split (PAPERS.md section 1); D's part of the training split for the
     baseline RM, and the eval split cut into the held-out sets rm_eval scores."""
-    from augment.mix import mix_datasets
+    from augment.mix import DEFAULT_EVAL_FRACTION, mix_datasets
 
     section = ctx.section("mix", ("original", "original_format", "ratio", "count", "eval_fraction", "seed",
                                   "on_error"))
@@ -256,7 +256,7 @@ def run_mix(ctx: StageContext) -> StageOutcome:
     ctx.stage_dir("mix").mkdir(parents=True, exist_ok=True)
     result = mix_datasets(original, ctx.music_pairs, ctx.mix_prefix, ratio=mix_ratio(ctx),
                           count=ctx.value("mix", "count", None, int),
-                          eval_fraction=ctx.value("mix", "eval_fraction", 0.05, float),
+                          eval_fraction=ctx.value("mix", "eval_fraction", DEFAULT_EVAL_FRACTION, float),
                           seed=ctx.value("mix", "seed", 0, int),
                           original_format=ctx.value("mix", "original_format", None, str),
                           on_error=ctx.value("mix", "on_error", "fail", str))
