@@ -4,7 +4,7 @@ Inputs are AlpacaEval's layouts (model outputs: a JSON list of {instruction, out
 dataset?}; annotations: {instruction, output_1, generator_1, output_2, generator_2, preference}) or
 any conversation format (canonical conversation JSONL for multi-turn dialogues). output_1 is always
 the reference (baseline) and output_2 the model, as in AlpacaEval; judging shows the pair in both
-orders (judge/base.py `combine_orders`; logprob verdicts average both orders' probabilities).
+orders (chat/pairwise.py `combine_orders`; logprob verdicts average both orders' probabilities).
 The numbers themselves come from judge/winrate.py.
 """
 
