@@ -11,6 +11,7 @@ from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
+from chat.filters import PARSE_FAILURE
 from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate
 from generate.coevol_config import CoevolConfig
 from generate.coevol_steps import (CRITICAL, JUDGE_FORMAT, NEW, OLD, POSITIVE, TIE, DebateTurn, advisor_format, context_window, format_advisor_input,
@@ -23,8 +24,7 @@ from rm.scorer import LockedScorer
 T = TypeVar("T")
 
 #: Why the refinement of a turn stopped (`degenerate_text`: a generated text failed the shared filter).
-NOT_BETTER, NO_SUGGESTIONS, PARSE_FAILURE, MAX_ITERATIONS = "not_better", "no_suggestions", "parse_failure", \
-    "max_iterations"
+NOT_BETTER, NO_SUGGESTIONS, MAX_ITERATIONS = "not_better", "no_suggestions", "max_iterations"
 STOP_REASONS = (NOT_BETTER, NO_SUGGESTIONS, PARSE_FAILURE, DEGENERATE_TEXT, MAX_ITERATIONS)
 
 

@@ -22,9 +22,7 @@ from generate.seeds import SeedPrompt
 from rm.scorer import LockedScorer
 
 #: Why a conversation was dropped (each is a summary counter `dropped_<reason>`).
-PARSE_FAILURE = "parse_failure"
 RM_FILTER = "rm_filter"
-DROP_REASONS = (PARSE_FAILURE, DEGENERATE_TEXT, RM_FILTER)
 
 
 @dataclass
