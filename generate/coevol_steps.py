@@ -21,7 +21,6 @@ RESPONSE_MARKER = "RESPONSE:"
 VERDICT_MARKER = "VERDICT:"
 #: The fixed debate positions of stage 1.
 POSITIVE, CRITICAL = "positive", "critical"
-POSITIONS = (POSITIVE, CRITICAL)
 #: Merged verdicts of the judge: the edit is better, the original is better, or neither.
 NEW, OLD, TIE = "new", "old", "tie"
 

@@ -26,12 +26,6 @@ from chat.formats.fields import json_type
 from chat.formats.sources import open_source
 from chat.pairwise import SWAP
 
-#: Verdict names a record may carry (None = unparseable).
-WINNERS = ("A", "B", "tie")
-
-#: Importable layouts, detected from the first row (see `detect_layout`).
-LAYOUTS = ("verdicts", "grades", "fastchat-pairwise", "fastchat-single", "alpaca-eval", "pairs")
-
 
 @dataclass
 class VerdictRecord:
