@@ -11,7 +11,7 @@ from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.gather import gather_or_cancel
-from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate
+from generate.agents import StepFailed, ask_step, check_degenerate
 from generate.config import ReviewInstructConfig
 from generate.prompts import PROMPT_VERSION
 from generate.review_steps import (CHAIRMAN_FORMAT, NEGATIVE, POSITIVE, REVIEWER_FORMAT, Review,

@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from chat.stats import CI_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_indices, bootstrap_mean_ci, percentile_interval
+from chat.stats import (CI_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_indices, bootstrap_mean_ci,
+                        percentile_interval)
 
 #: Verdict names by integer code.
 LABELS = ("A", "B", "tie")
