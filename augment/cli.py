@@ -9,7 +9,7 @@ from pathlib import Path
 
 from augment.config import MusicConfig
 from augment.inspection import pair_stats, render_pair, render_stats, select_pair
-from augment.mix import mix_datasets
+from augment.mix import DEFAULT_EVAL_FRACTION, mix_datasets
 from augment.run import format_music_summary, run_music
 from chat.cli import add_group
 from chat.config import add_dataclass_arguments, config_from_args
@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     amount.add_argument("--ratio", type=float, metavar="R",
                         help="use R x len(D) MUSIC pairs (paper: ~0.42, 31k MUSIC for 73k original)")
     amount.add_argument("--count", type=int, metavar="N", help="use N MUSIC pairs")
-    mix.add_argument("--eval-fraction", type=float, default=0.05, metavar="F", help="share of rows for eval (0.05)")
+    mix.add_argument("--eval-fraction", type=float, default=DEFAULT_EVAL_FRACTION, metavar="F",
+                     help=f"share of rows for eval ({DEFAULT_EVAL_FRACTION})")
     mix.add_argument("--seed", type=int, default=0, help="seed of the MUSIC subsample and the shuffle (0)")
     mix.add_argument("--on-error", choices=ON_ERROR, default="fail",
                      help="invalid input rows: fail (default: stop with PATH:LINE: field: reason) or skip them")

@@ -14,6 +14,9 @@ from chat.formats import load_pairs, write_jsonl
 
 logger = logging.getLogger(__name__)
 
+#: Share of the mixed rows held out as OUT.eval.jsonl.
+DEFAULT_EVAL_FRACTION = 0.05
+
 ORIGINAL, MUSIC = "original", "music"
 
 
@@ -51,7 +54,7 @@ def conversation_key(pair: PreferencePair) -> str:
 
 
 def mix_datasets(original: str | Path, augmented: str | Path, output: str | Path, *, ratio: float | None = None,
-                 count: int | None = None, eval_fraction: float = 0.05, seed: int = 0,
+                 count: int | None = None, eval_fraction: float = DEFAULT_EVAL_FRACTION, seed: int = 0,
                  original_format: str | None = None, on_error: str = "fail") -> MixResult:
     """Write D + D_MUSIC as `OUT.train.jsonl` and `OUT.eval.jsonl`.
 

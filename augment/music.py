@@ -9,8 +9,8 @@ from typing import Any
 from augment.config import MusicConfig
 from augment.prompts import PROMPT_VERSION
 from augment.seeds import Seed
-from augment.turns import MusicBackends, PairDropped, TurnWriter, build_pair, check_length
-from chat.agents import derive_seed
+from augment.turns import MusicBackends, TurnWriter, build_pair, check_length
+from chat.agents import StepFailed, derive_seed
 from chat.conversation import Message, PreferencePair
 from chat.gather import gather_or_cancel
 from chat.user_simulator import USER_SIMULATOR_VERSION
@@ -98,6 +98,6 @@ async def synthesize_pair(seed: Seed, backends: MusicBackends, config: MusicConf
                 "simulator": backends.names(), "prompt_version": PROMPT_VERSION, "user_simulator_version": USER_SIMULATOR_VERSION,
                 "usage": write.usage.to_dict()}
         pair = build_pair(chosen, rejected, shared_messages, music_pair_id(seed.id), meta)
-    except PairDropped as dropped:
+    except StepFailed as dropped:  # PairDropped, or a step that never parsed
         return PairResult(seed.id, d, write.usage.to_dict(), reason=dropped.reason, detail=dropped.detail, swaps=swaps)
     return PairResult(seed.id, d, write.usage.to_dict(), pair=pair, swaps=swaps)

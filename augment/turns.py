@@ -9,18 +9,17 @@ from augment.config import MusicConfig
 from augment.steps import (SWAP_FORMAT, TURN_STOPS, RoleBreak, Swap, format_assistant_input, format_contrast_input,
                            format_contrast_reask, format_contrastive_assistant_input, normalized,
                            parse_assistant_output, parse_contrast_output, parse_contrastive_assistant_output)
-from chat.agents import StepCaller
+from chat.agents import StepCaller, StepFailed
 from chat.backends.base import ChatBackend, Completion
 from chat.conversation import Message, PreferencePair, ValidationError
 from chat.errors import ConfigError
-from chat.filters import DEGENERATE, REPEATED_TURN, REVEALS_SWAP, SCAFFOLDING, degenerate_reason, repeat_reason, \
-    swap_reveal_reason
+from chat.filters import (DEGENERATE, PARSE_FAILURE, REPEATED_TURN, REVEALS_SWAP, SCAFFOLDING, degenerate_reason,
+                          repeat_reason, swap_reveal_reason)
 from chat.user_simulator import format_user_simulator_input, parse_user_turn, user_turn_problem
 
 #: Why a pair was dropped (each is a summary counter `dropped_<reason>`).
 IDENTICAL_AFTER_DIVERGENCE = "identical_after_divergence"
 ROLE_ALTERNATION = "role_alternation"
-PARSE_FAILURE = "parse_failure"
 EMPTY_TURN = "empty_turn"
 TRUNCATED_TURN = "truncated_turn"
 TOO_LONG = "too_long"
@@ -31,13 +30,8 @@ DROP_REASONS = (IDENTICAL_AFTER_DIVERGENCE, ROLE_ALTERNATION, PARSE_FAILURE, EMP
                 *CONTENT_REASONS)
 
 
-class PairDropped(Exception):
+class PairDropped(StepFailed):
     """A filter rejected the pair; `reason` is one of DROP_REASONS."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass
@@ -104,14 +98,10 @@ class TurnWriter:
         for as SWAP_FORMAT JSON and re-asked at most `config.max_reasks` times when the reply cannot be parsed."""
         original = history[-1].content
         request = format_contrast_input(history)
-        result = await self.step.ask("contrast", self.backends.contrast, request,
-                                     lambda text: parse_contrast_output(text, original), f"contrast/{turn}",
-                                     lambda _sent, reply, error: format_contrast_reask(request, reply, error),
-                                     response_format=SWAP_FORMAT)
-        if not result.parsed:
-            raise PairDropped(PARSE_FAILURE, f"contrastive step at turn {turn}: {result.errors[-1]} "
-                                             f"(after {self.config.max_reasks} re-asks)")
-        return result.value
+        return await self.step.ask_parsed("contrast", self.backends.contrast, request,
+                                          lambda text: parse_contrast_output(text, original), f"contrast/{turn}",
+                                          lambda _sent, reply, error: format_contrast_reask(request, reply, error),
+                                          response_format=SWAP_FORMAT, where=f"contrastive step at turn {turn}")
 
     async def contrastive_turn(self, history: Sequence[Message], turn: int) -> tuple[Message, Swap]:
         """The rejected branch's answer at a contrast turn: the swapped instruction answered well, without

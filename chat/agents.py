@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
 from chat.backends.base import ChatBackend, Completion, ResponseFormat, Usage
 from chat.conversation import Message
+from chat.filters import PARSE_FAILURE
 
 T = TypeVar("T")
 
@@ -20,6 +21,16 @@ _USAGE_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
 
 class ParseError(ValueError):
     """A reply that cannot be used as the step's output; triggers a bounded re-ask."""
+
+
+class StepFailed(Exception):
+    """A step still had no usable reply after its re-asks (or its output failed a filter); `reason` names the
+    drop counter."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 def derive_seed(base: int | str, label: str) -> int:
@@ -134,6 +145,16 @@ class StepCaller:
         result = await ask_until_parsed(send, request, parse, reask, max_reasks=self.max_reasks)
         self.reasks += result.reasks
         return result
+
+    async def ask_parsed(self, role: str, backend: ChatBackend, request: Sequence[Message], parse: Callable[[str], T],
+                         label: str, reask: Reask, *, response_format: ResponseFormat | None = None,
+                         where: str | None = None) -> T:
+        """The parsed value of `ask`; StepFailed(PARSE_FAILURE) naming `where` (default: the label) when the
+        reply still does not parse after `max_reasks` re-asks."""
+        result = await self.ask(role, backend, request, parse, label, reask, response_format=response_format)
+        if not result.parsed:
+            raise StepFailed(PARSE_FAILURE, f"{where or label}: {result.errors[-1]} (after {self.max_reasks} re-asks)")
+        return result.value
 
 
 def count_usage(counters: Counter, usage: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ DEGENERATE = "degenerate_text"
 SCAFFOLDING = "scaffolding_text"
 REVEALS_SWAP = "reveals_swap"
 REPEATED_TURN = "repeated_turn"
+#: the drop reason of an agent step whose reply never parsed (chat.agents re-asks it first)
+PARSE_FAILURE = "parse_failure"
 
 #: texts with fewer word tokens than this are too short for the repetition statistics ("No no no." is fine)
 MIN_TOKENS_FOR_REPETITION = 8

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from chat.agents import ParseError, StepCaller, reask_messages
+from chat.agents import ParseError, StepCaller, StepFailed, reask_messages
 from chat.backends.base import ChatBackend, ResponseFormat
 from chat.conversation import Message
 from chat.filters import DEGENERATE, degenerate_reason
@@ -15,19 +15,8 @@ from generate.prompts import render
 
 T = TypeVar("T")
 
-#: The drop reason of a step that never parsed.
-PARSE_FAILURE = "parse_failure"
 #: The drop reason of a generated text that fails the shared degenerate-text filter (chat.filters).
 DEGENERATE_TEXT = DEGENERATE
-
-
-class StepFailed(Exception):
-    """A step still had no usable reply after its re-asks; `reason` names the drop counter."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def normalized(text: str) -> str:
@@ -162,12 +151,9 @@ async def ask_step(step: StepCaller, role: str, backend: ChatBackend, request: S
     """The parsed value of a step, sent with `response_format` (a structured step's JSON schema; None for a
     free-text step); its re-asks name that format. StepFailed("parse_failure") after `step.max_reasks` re-asks."""
     fields = format_fields(response_format)
-    result = await step.ask(role, backend, request, parse, label,
-                            lambda _sent, reply, error: format_reask(request, reply, error, fields),
-                            response_format=response_format)
-    if not result.parsed:
-        raise StepFailed(PARSE_FAILURE, f"{label}: {result.errors[-1]} (after {step.max_reasks} re-asks)")
-    return result.value
+    return await step.ask_parsed(role, backend, request, parse, label,
+                                 lambda _sent, reply, error: format_reask(request, reply, error, fields),
+                                 response_format=response_format)
 
 
 def first_degenerate(texts: Iterable[str]) -> str | None:

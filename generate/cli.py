@@ -53,6 +53,8 @@ def add_sedi(group: argparse._SubParsersAction) -> None:
 
 
 def add_stats(group: argparse._SubParsersAction) -> None:
+    from generate.rouge import MAX_ROUGE_PAIRS
+
     parser = group.add_parser(
         "stats", help="diversity and difficulty metrics of generated data, with PNG plots",
         description="Distinct-n, mean pairwise ROUGE-L (sampled pairs when there are many), MiniLM embedding "
@@ -60,7 +62,8 @@ def add_stats(group: argparse._SubParsersAction) -> None:
     parser.add_argument("path", nargs="+", metavar="OUT", help="generator output file(s) (any conversation format)")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG histograms to DIR")
     parser.add_argument("--no-embeddings", action="store_true", help="skip the MiniLM embedding dispersion")
-    parser.add_argument("--max-pairs", type=int, default=20000, help="ROUGE-L pairs sampled at most (20000)")
+    parser.add_argument("--max-pairs", type=int, default=MAX_ROUGE_PAIRS,
+                        help=f"ROUGE-L pairs sampled at most ({MAX_ROUGE_PAIRS})")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=stats_command)
 

@@ -11,6 +11,7 @@ from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
+from chat.filters import PARSE_FAILURE
 from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate
 from generate.coevol_config import CoevolConfig
 from generate.coevol_steps import (CRITICAL, JUDGE_FORMAT, NEW, OLD, POSITIVE, TIE, DebateTurn, advisor_format, context_window, format_advisor_input,
@@ -18,13 +19,12 @@ from generate.coevol_steps import (CRITICAL, JUDGE_FORMAT, NEW, OLD, POSITIVE, T
                                    format_judge_input, merge_verdicts, parse_advisor_output, parse_editor_output,
                                    parse_judge_output, parse_review_output)
 from generate.prompts import PROMPT_VERSION
-from generate.reward import AsyncRewardScorer
+from rm.scorer import LockedScorer
 
 T = TypeVar("T")
 
 #: Why the refinement of a turn stopped (`degenerate_text`: a generated text failed the shared filter).
-NOT_BETTER, NO_SUGGESTIONS, PARSE_FAILURE, MAX_ITERATIONS = "not_better", "no_suggestions", "parse_failure", \
-    "max_iterations"
+NOT_BETTER, NO_SUGGESTIONS, MAX_ITERATIONS = "not_better", "no_suggestions", "max_iterations"
 STOP_REASONS = (NOT_BETTER, NO_SUGGESTIONS, PARSE_FAILURE, DEGENERATE_TEXT, MAX_ITERATIONS)
 
 
@@ -93,7 +93,7 @@ def _scored_conversation(context: Sequence[Message], instruction: str, response:
 
 
 async def judge_edit(context: Sequence[Message], instruction: str, old: str, new: str, backends: CoevolBackends,
-                     config: CoevolConfig, step: StepCaller, rm: AsyncRewardScorer | None, label: str) -> dict[str, Any]:
+                     config: CoevolConfig, step: StepCaller, rm: LockedScorer | None, label: str) -> dict[str, Any]:
     """docs/methods.md, CoEvol step 5: is `new` better than `old`? LLM judge: both orders, merged (NEW only when
     both orders prefer it). RM judge (turnwise addition): NEW when its reward beats the old one by more than the
     margin."""
@@ -114,7 +114,7 @@ async def judge_edit(context: Sequence[Message], instruction: str, old: str, new
 
 
 async def refine_response(context: Sequence[Message], instruction: str, response: str, backends: CoevolBackends,
-                          config: CoevolConfig, step: StepCaller, rm: AsyncRewardScorer | None = None, *,
+                          config: CoevolConfig, step: StepCaller, rm: LockedScorer | None = None, *,
                           turn: int = 1) -> TurnRefinement:
     """CoEvol on one response (docs/methods.md, CoEvol steps 1-5), at most `config.iterations` times:
     1. debate stage 1: the positive and the critical debater review the response from fixed positions;
@@ -194,7 +194,7 @@ def refinable_turns(conversation: Conversation) -> list[int]:
 
 
 async def refine_conversation(conversation: Conversation, backends: CoevolBackends, config: CoevolConfig,
-                              rm: AsyncRewardScorer | None = None) -> CoevolResult:
+                              rm: LockedScorer | None = None) -> CoevolResult:
     """Refine every assistant turn in order (docs/methods.md, CoEvol step 6): each turn sees the previous
     `context_turns` exchanges, already refined, and its refined response replaces the original before the
     next turn. With an RM, each turn is scored before and after (same context window)."""

@@ -30,8 +30,8 @@ from generate.coevol import CoevolBackends, CoevolResult, refinable_turns, refin
 from generate.coevol_config import CoevolConfig
 from generate.registry import GENERATORS
 from generate.run_settings import generator_settings
-from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.seeds import read_seed_records
+from rm.scorer import optional_scorer
 
 
 def coevol_inputs(path: str | Path, config: CoevolConfig, counters: Counter) -> Iterator[Conversation]:
@@ -106,8 +106,7 @@ async def run_coevol_async(input_path: str | Path, output: str | Path, config: C
     ledger = UsageLedger()
     # every input is read first: a bad row fails before any model is loaded, any LLM call or any output
     inputs = list(coevol_inputs(input_path, config, counters))
-    scorer = AsyncRewardScorer(rm) if rm is not None else (
-        AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
+    scorer = optional_scorer(rm, config.rm, config.rm_device)
     built: dict[str, Any] = {}
     if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
         check_settings(output, generator_settings(config))

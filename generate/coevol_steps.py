@@ -9,6 +9,7 @@ from typing import Sequence
 from chat.agents import ParseError
 from chat.backends.base import ResponseFormat
 from chat.conversation import Message
+from chat.pairwise import SWAP, combine_orders
 from generate.agents import (json_reply, json_schema_format, json_text, json_texts, marked_section, object_schema,
                              visible_text)
 from generate.prompts import render
@@ -20,7 +21,6 @@ RESPONSE_MARKER = "RESPONSE:"
 VERDICT_MARKER = "VERDICT:"
 #: The fixed debate positions of stage 1.
 POSITIVE, CRITICAL = "positive", "critical"
-POSITIONS = (POSITIVE, CRITICAL)
 #: Merged verdicts of the judge: the edit is better, the original is better, or neither.
 NEW, OLD, TIE = "new", "old", "tie"
 
@@ -176,6 +176,4 @@ def parse_judge_output(text: str) -> str:
 def merge_verdicts(old_first: str, new_first: str) -> str:
     """The merged verdict of both orders (old as A, then new as A): NEW or OLD only when both orders agree,
     TIE otherwise (a disagreement across orders is a tie, docs/methods.md, Judge step 3)."""
-    first = {"A": OLD, "B": NEW}.get(old_first, TIE)
-    second = {"A": NEW, "B": OLD}.get(new_first, TIE)
-    return first if first == second else TIE
+    return {"A": OLD, "B": NEW, "tie": TIE}[combine_orders(old_first, SWAP[new_first])]

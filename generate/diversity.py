@@ -12,6 +12,9 @@ from generate.rouge import rouge_l_tokens, rouge_tokens
 
 logger = logging.getLogger(__name__)
 
+#: Size of an all-MiniLM-L6-v2 sentence embedding.
+EMBEDDING_DIM = 384
+
 
 class MiniLMEmbedder:
     """Sentence embeddings (unit length) from the all-MiniLM-L6-v2 model shipped by pip, loaded offline."""
@@ -24,9 +27,9 @@ class MiniLMEmbedder:
         self.model = SentenceTransformer(str(minilm_dir()), device=device, local_files_only=True)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """[len(texts), 384] float32, L2-normalised (cosine similarity = dot product)."""
+        """[len(texts), EMBEDDING_DIM] float32, L2-normalised (cosine similarity = dot product)."""
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         return np.asarray(self.model.encode(list(texts), batch_size=64, normalize_embeddings=True,
                                             show_progress_bar=False), dtype=np.float32)
 

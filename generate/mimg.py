@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
 from chat.errors import ConfigError
+from chat.filters import PARSE_FAILURE
 from chat.gather import gather_or_cancel
 from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate, first_degenerate
 from generate.documents import Chunk
@@ -21,7 +22,7 @@ from generate.mimg_steps import (ANSWER_FORMAT, MERGE_FORMAT, VERIFY_FORMAT, for
 from generate.prompts import PROMPT_VERSION
 
 #: Why a QA was dropped (and `degenerate_text`: its question or answer failed the shared filter).
-UNANSWERABLE, BELOW_THRESHOLD, PARSE_FAILURE = "unanswerable", "below_threshold", "parse_failure"
+UNANSWERABLE, BELOW_THRESHOLD = "unanswerable", "below_threshold"
 
 
 @dataclass

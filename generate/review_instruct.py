@@ -11,20 +11,18 @@ from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.gather import gather_or_cancel
-from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate
+from generate.agents import StepFailed, ask_step, check_degenerate
 from generate.config import ReviewInstructConfig
 from generate.prompts import PROMPT_VERSION
 from generate.review_steps import (CHAIRMAN_FORMAT, NEGATIVE, POSITIVE, REVIEWER_FORMAT, Review,
                                    breadth_or_depth, format_candidate_input, format_chairman_input,
                                    format_reviewer_input, parse_candidate_output, parse_chairman_output,
                                    parse_reviewer_output)
-from generate.reward import AsyncRewardScorer
 from generate.seeds import SeedPrompt
+from rm.scorer import LockedScorer
 
 #: Why a conversation was dropped (each is a summary counter `dropped_<reason>`).
-PARSE_FAILURE = "parse_failure"
 RM_FILTER = "rm_filter"
-DROP_REASONS = (PARSE_FAILURE, DEGENERATE_TEXT, RM_FILTER)
 
 
 @dataclass
@@ -75,7 +73,7 @@ def review_conversation_id(seed_id: str) -> str:
     return f"review-{seed_id}"
 
 
-async def rm_review(rm: AsyncRewardScorer, history: list[Message], threshold: float) -> Review:
+async def rm_review(rm: LockedScorer, history: list[Message], threshold: float) -> Review:
     """The RM as a reviewer: its reward for the latest answer, positive at or above `threshold` (turnwise addition)."""
     score = (await rm.score_turns(Conversation(list(history))))[-1]
     vote = POSITIVE if score >= threshold else NEGATIVE
@@ -84,7 +82,7 @@ async def rm_review(rm: AsyncRewardScorer, history: list[Message], threshold: fl
 
 async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstructBackends,
                                        config: ReviewInstructConfig,
-                                       rm: AsyncRewardScorer | None = None) -> ConversationResult:
+                                       rm: LockedScorer | None = None) -> ConversationResult:
     """Grow a seed question into an R-turn conversation (docs/methods.md, Review-Instruct steps 2-6).
 
     Each round: the Candidate answers the current question; each Reviewer critiques the answer

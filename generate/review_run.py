@@ -23,9 +23,9 @@ from generate.config import ReviewInstructConfig
 from generate.registry import GENERATORS
 from generate.review_instruct import (ConversationResult, ReviewInstructBackends,
                                       review_conversation_id, review_instruct_conversation)
-from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.run_settings import generator_settings
 from generate.seeds import SeedPrompt, read_seed_records, seed_prompts
+from rm.scorer import optional_scorer
 
 
 def count_result(counters: Counter, result: ConversationResult) -> None:
@@ -62,8 +62,7 @@ async def run_review_instruct_async(input_path: str | Path, output: str | Path, 
     # every seed is read first: a bad input row fails before any LLM call or output
     seeds = list(seed_prompts(read_seed_records(input_path, format=config.input_format,
                                                 on_error=config.input_on_error, counters=counters), counters))
-    scorer = AsyncRewardScorer(rm) if rm is not None else (
-        AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
+    scorer = optional_scorer(rm, config.rm, config.rm_device)
     sinks = ("", ".seeds.jsonl")
     if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
         check_settings(output, generator_settings(config), sinks=sinks)

@@ -12,6 +12,9 @@ import numpy as np
 
 _NON_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
 
+#: Pairs sampled at most for the mean pairwise ROUGE-L of a set of texts.
+MAX_ROUGE_PAIRS = 20000
+
 
 def rouge_tokens(text: str) -> list[str]:
     """Tokens as rouge_score's default tokenizer makes them: lowercased, split at every run of
@@ -145,7 +148,7 @@ class RougePool:
         return None
 
 
-def mean_pairwise_rouge_l(texts: Sequence[str], *, max_pairs: int = 20000, seed: int = 0) -> float | None:
+def mean_pairwise_rouge_l(texts: Sequence[str], *, max_pairs: int = MAX_ROUGE_PAIRS, seed: int = 0) -> float | None:
     """Mean ROUGE-L over all pairs of `texts`, or over `max_pairs` random distinct pairs when there are more."""
     n = len(texts)
     if n < 2:

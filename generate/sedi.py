@@ -34,12 +34,12 @@ from generate.config import SediConfig
 from generate.diversity import BatchAssembler, MiniLMEmbedder
 from generate.prompts import PROMPT_VERSION
 from generate.registry import GENERATORS
-from generate.reward import AsyncRewardScorer, load_reward_model
 from generate.rouge import RougePool
 from generate.run_settings import generator_settings
 from generate.sedi_steps import (format_generation_input, format_response_input, generation_format,
                                  instruction_filter_reason, parse_generated_instructions, parse_response)
 from generate.seeds import SeedTask, read_seed_records, seed_tasks
+from rm.scorer import LockedScorer, optional_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class SediRun:
     """One `generate sedi` run: the state, the backends, the RM and the embedder the iterations share."""
 
     def __init__(self, state: SediState, backends: SediBackends, config: SediConfig,
-                 rm: AsyncRewardScorer | None, embedder: Any, counters: Counter):
+                 rm: LockedScorer | None, embedder: Any, counters: Counter):
         self.state = state
         self.backends = backends
         self.config = config
@@ -321,8 +321,7 @@ async def run_sedi_async(input_path: str | Path, output: str | Path, config: Sed
         tasks = tasks[:config.limit]
     if not tasks:
         raise ConfigError(f"{input_path}: no seed tasks")
-    scorer = AsyncRewardScorer(rm) if rm is not None else (
-        AsyncRewardScorer(load_reward_model(config.rm, config.rm_device), name=config.rm) if config.rm else None)
+    scorer = optional_scorer(rm, config.rm, config.rm_device)
     if config.mode == "sedi" and scorer is None:
         logger.warning("sedi mode without an RM (--rm): no feedback on the seed pool, no RM filter")
     sedi = config.mode == "sedi"

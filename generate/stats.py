@@ -10,7 +10,7 @@ import numpy as np
 
 from chat.conversation import Conversation
 from chat.formats import load_conversations
-from generate.rouge import mean_pairwise_rouge_l, rouge_tokens
+from generate.rouge import MAX_ROUGE_PAIRS, mean_pairwise_rouge_l, rouge_tokens
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float | None:
@@ -56,7 +56,7 @@ def rm_scores(conversation: Conversation) -> list[float]:
 
 
 def generation_stats(conversations: Sequence[Conversation], *, embed: Callable[[list[str]], np.ndarray] | None = None,
-                     max_pairs: int = 20000, seed: int = 0) -> dict[str, Any]:
+                     max_pairs: int = MAX_ROUGE_PAIRS, seed: int = 0) -> dict[str, Any]:
     """Metrics over every user instruction of the conversations (all turns) and per conversation."""
     instructions = [text for conversation in conversations for text in user_turns(conversation)]
     scores = [score for conversation in conversations for score in rm_scores(conversation)]
@@ -115,7 +115,7 @@ def plot_stats(conversations: Sequence[Conversation], directory: Path, name: str
 
 
 def stats_for_file(path: str | Path, *, embeddings: bool = True, plots_dir: Path | None = None,
-                   max_pairs: int = 20000) -> dict[str, Any]:
+                   max_pairs: int = MAX_ROUGE_PAIRS) -> dict[str, Any]:
     """`generation_stats` of a generator output file (any conversation format), plus its plots."""
     path = Path(path)
     conversations = load_conversations(path)

@@ -15,14 +15,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from chat.stats import (CI_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_indices, bootstrap_mean_ci,
+                        percentile_interval)
+
 #: Verdict names by integer code.
 LABELS = ("A", "B", "tie")
 A, B, TIE = 0, 1, 2
 N_LABELS = len(LABELS)
-
-#: Bootstrap defaults: resamples and the seed (results are reproducible for a given seed).
-DEFAULT_RESAMPLES = 1000
-DEFAULT_SEED = 0
 
 
 def encode_labels(winners: Sequence[str]) -> np.ndarray:
@@ -75,41 +74,26 @@ def cohen_kappa(x: np.ndarray, y: np.ndarray, n_labels: int = N_LABELS) -> float
     return float((p_observed - p_expected) / (1.0 - p_expected))
 
 
-def _bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) indices drawn with replacement from range(n)."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=(resamples, n))
-
-
-def _percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return (math.nan, math.nan)
-    tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
-    return (float(low), float(high))
-
-
 def bootstrap_accuracy_ci(x: np.ndarray, y: np.ndarray, *, ties: bool = True, resamples: int = DEFAULT_RESAMPLES,
-                          seed: int = DEFAULT_SEED, level: float = 0.95) -> tuple[float, float]:
+                          seed: int = DEFAULT_SEED, level: float = CI_LEVEL) -> tuple[float, float]:
     """Percentile bootstrap CI of the accuracy (with ties, or without: only undecided items dropped)."""
     if not ties:
         decided = (x != TIE) & (y != TIE)
         x, y = x[decided], y[decided]
     if len(x) == 0:
         return (math.nan, math.nan)
-    idx = _bootstrap_indices(len(x), resamples, seed)        # (R, n)
+    idx = bootstrap_indices(len(x), resamples, seed)        # (R, n)
     agree = (x == y).astype(np.float64)                      # (n,)
-    return _percentile_interval(agree[idx].mean(axis=1), level)  # (R,) accuracies
+    return percentile_interval(agree[idx].mean(axis=1), level)  # (R,) accuracies
 
 
 def bootstrap_kappa_ci(x: np.ndarray, y: np.ndarray, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                       level: float = 0.95, n_labels: int = N_LABELS) -> tuple[float, float]:
+                       level: float = CI_LEVEL, n_labels: int = N_LABELS) -> tuple[float, float]:
     """Percentile bootstrap CI of Cohen's kappa, all resamples computed at once."""
     n = len(x)
     if n == 0:
         return (math.nan, math.nan)
-    idx = _bootstrap_indices(n, resamples, seed)             # (R, n)
+    idx = bootstrap_indices(n, resamples, seed)             # (R, n)
     xs, ys = x[idx], y[idx]                                  # (R, n) label codes
     p_observed = (xs == ys).mean(axis=1)                     # (R,)
     onehot = np.eye(n_labels)
@@ -118,17 +102,7 @@ def bootstrap_kappa_ci(x: np.ndarray, y: np.ndarray, *, resamples: int = DEFAULT
     p_expected = (row_marginal * col_marginal).sum(axis=1)   # (R,)
     with np.errstate(divide="ignore", invalid="ignore"):
         kappas = np.where(p_expected < 1.0, (p_observed - p_expected) / (1.0 - p_expected), np.nan)
-    return _percentile_interval(kappas, level)
-
-
-def bootstrap_mean_ci(values: np.ndarray, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                      level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of a mean (win rates: values are 1 / 0.5 / 0 per item). values: (n,)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        return (math.nan, math.nan)
-    idx = _bootstrap_indices(len(values), resamples, seed)   # (R, n)
-    return _percentile_interval(values[idx].mean(axis=1), level)
+    return percentile_interval(kappas, level)
 
 
 def win_rate(winners: Sequence[str]) -> float:
@@ -159,7 +133,7 @@ def rank_correlations(scores_x: Sequence[float], scores_y: Sequence[float]) -> d
 
 
 def bootstrap_spearman_ci(scores_x: Sequence[float], scores_y: Sequence[float], *, resamples: int = DEFAULT_RESAMPLES,
-                          seed: int = DEFAULT_SEED, level: float = 0.95) -> tuple[float, float]:
+                          seed: int = DEFAULT_SEED, level: float = CI_LEVEL) -> tuple[float, float]:
     """Percentile bootstrap CI of Spearman's rho (rank each resample, then Pearson of the ranks)."""
     from scipy import stats
 
@@ -167,7 +141,7 @@ def bootstrap_spearman_ci(scores_x: Sequence[float], scores_y: Sequence[float], 
     y = np.asarray(scores_y, dtype=np.float64)
     if len(x) < 2:
         return (math.nan, math.nan)
-    idx = _bootstrap_indices(len(x), resamples, seed)                 # (R, n)
+    idx = bootstrap_indices(len(x), resamples, seed)                 # (R, n)
     rx = stats.rankdata(x[idx], axis=1)                               # (R, n) average ranks (ties shared)
     ry = stats.rankdata(y[idx], axis=1)
     rx -= rx.mean(axis=1, keepdims=True)
@@ -175,7 +149,7 @@ def bootstrap_spearman_ci(scores_x: Sequence[float], scores_y: Sequence[float], 
     denominator = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))  # (R,)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(denominator > 0, (rx * ry).sum(axis=1) / denominator, np.nan)
-    return _percentile_interval(rho, level)
+    return percentile_interval(rho, level)
 
 
 # ----------------------------------------------------------------------------- judge biases

@@ -13,9 +13,6 @@ from chat.registry import registry
 #: judge name -> judge class with `from_config(config, backends)` (`turnwise list judges`).
 JUDGES = registry("judges", "judge")
 
-#: A verdict in the other presentation order maps back by swapping A and B.
-SWAP = {"A": "B", "B": "A", "tie": "tie", None: None}
-
 
 @dataclass
 class Verdict:
@@ -78,11 +75,3 @@ def judged_reply_length(conversation: Conversation, turn: int | None) -> int:
     if turn is not None:
         return len(through_turn(conversation, turn).messages[-1].content)
     return sum(len(m.content) for m in conversation.messages if m.role == "assistant")
-
-
-def combine_orders(first: str | None, second_mapped: str | None) -> str | None:
-    """Both presentation orders -> one verdict (docs/methods.md, Judge step 3): agreeing orders keep
-    their verdict, disagreeing ones are a tie; an unparseable order leaves the pair unparseable."""
-    if first is None or second_mapped is None:
-        return None
-    return first if first == second_mapped else "tie"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +26,11 @@ from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, content_id
 from chat.errors import BackendError, ConfigError
 from chat.gather import gather_or_cancel
+from chat.stats import CI_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_mean_ci
 from chat.user_simulator import format_user_simulator_input, parse_user_turn, user_turn_problem
 from judge import agreement as stats
 from judge.base import Judge
-from judge.rm_judge import ConversationScorer
+from rm.scorer import LockedScorer
 
 
 @dataclass
@@ -103,22 +103,6 @@ async def simulated_user_turn(user_simulator: ChatBackend, conversation: Convers
 
 def _key(conversation: Conversation) -> str:
     return content_id(conversation.to_messages())
-
-
-class LockedScorer:
-    """A reward model scored from worker threads one call at a time."""
-
-    def __init__(self, model: ConversationScorer, name: str):
-        self.model = model
-        self.name = name
-        self._lock = threading.Lock()
-
-    def _score(self, conversations: list[Conversation]) -> list[float]:
-        with self._lock:
-            return [float(s) for s in self.model.score(conversations)]
-
-    async def score(self, conversations: list[Conversation]) -> list[float]:
-        return await asyncio.to_thread(self._score, conversations)
 
 
 async def best_of_n_conversation(prompt: Conversation, scorer: LockedScorer, n: int, *, policy: ChatBackend,
@@ -197,8 +181,8 @@ async def compare_rms_on_prompt(prompt: Conversation, scorer_a: LockedScorer, sc
 
 # ----------------------------------------------------------------------------- report
 
-def win_rate_report(records: Sequence[dict[str, Any]], *, resamples: int = stats.DEFAULT_RESAMPLES,
-                    seed: int = stats.DEFAULT_SEED) -> dict[str, Any]:
+def win_rate_report(records: Sequence[dict[str, Any]], *, resamples: int = DEFAULT_RESAMPLES,
+                    seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """Per N: wins / ties / losses of RM A over RM B, win rate with ties = 0.5 and its bootstrap CI.
     Unparseable verdicts are counted and left out."""
     by_n: dict[str, Any] = {}
@@ -212,9 +196,9 @@ def win_rate_report(records: Sequence[dict[str, Any]], *, resamples: int = stats
             "wins": decided.count("A"), "ties": decided.count("tie"), "losses": decided.count("B"),
             "identical": sum(1 for r in records if r["results"].get(str(n), {}).get("identical")),
             "win_rate": float(points.mean()) if len(points) else math.nan,
-            "ci": list(stats.bootstrap_mean_ci(points, resamples=resamples, seed=seed)),
+            "ci": list(bootstrap_mean_ci(points, resamples=resamples, seed=seed)),
         }
-    return {"by_n": by_n, "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95}}
+    return {"by_n": by_n, "bootstrap": {"resamples": resamples, "seed": seed, "level": CI_LEVEL}}
 
 
 def _fmt(value: float) -> str:

@@ -13,10 +13,11 @@ from chat.errors import ConfigError
 from chat.formats import load_conversations
 from chat.runner import RunSummary, read_records, run_jobs
 from judge.base import JUDGES, Judge
-from judge.bon import BonConfig, LockedScorer, compare_rms_on_prompt, write_bon_report
+from judge.bon import BonConfig, compare_rms_on_prompt, write_bon_report
 from judge.config import JudgeConfig
 from judge import llm as _llm_judges  # noqa: F401  (registers llm-pairwise and llm-grade)
-from judge.rm_judge import ConversationScorer, RMJudge, load_reward_model
+from judge.rm_judge import RMJudge
+from rm.scorer import ConversationScorer, LockedScorer, load_reward_model
 
 OUTPUT_FILE = "conversations.jsonl"
 

@@ -12,6 +12,7 @@ from chat.cli import add_group
 from chat.config import UNSET, add_dataclass_arguments, build_config, config_from_args, load_yaml
 from chat.errors import ConfigError
 from chat.runner.fingerprint import add_overwrite_argument
+from chat.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                              "of both verdict modes (in one file or several) are "
                                                              "reported per mode, side by side")
     agree.add_argument("-o", "--output", required=True, type=Path, help="report directory")
-    agree.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    agree.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    agree.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES,
+                       help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
+    agree.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"bootstrap seed (default {DEFAULT_SEED})")
     agree.set_defaults(func=run_agree)
 
     winrate = group.add_parser(

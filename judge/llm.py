@@ -20,7 +20,8 @@ from chat.backends.base import ChatBackend, Completion
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.gather import gather_or_cancel
-from judge.base import JUDGES, SWAP, Grade, Verdict, combine_orders, judged_reply_length, through_turn
+from chat.pairwise import SWAP, combine_orders
+from judge.base import JUDGES, Grade, Verdict, judged_reply_length, through_turn
 from judge.config import VERDICT_MODES, JudgeConfig
 from judge.logprob import (GRADE_TOKENS, PAIRWISE_TOKENS, TOP_LOGPROBS, average_orders, candidate_distribution,
                            expected_grade, first_position_top, pick_winner, swap_sides)

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from chat.errors import ConfigError, InputError
+from chat.stats import CI_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED
 from judge import agreement as stats
 from judge.verdicts import GradeRecord, JudgmentFile, VerdictRecord, read_judgments
 
@@ -61,8 +62,8 @@ def match_records(x: JudgmentFile, y: JudgmentFile) -> tuple[list[tuple[Any, Any
     return matched, counts
 
 
-def pairwise_report(x: JudgmentFile, y: JudgmentFile, *, resamples: int = stats.DEFAULT_RESAMPLES,
-                    seed: int = stats.DEFAULT_SEED) -> dict[str, Any]:
+def pairwise_report(x: JudgmentFile, y: JudgmentFile, *, resamples: int = DEFAULT_RESAMPLES,
+                    seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """Agreement of y's verdicts with x's (x is the reference), with breakdowns and both judges' biases."""
     matched, counts = match_records(x, y)
     counts["unparseable_a"] = sum(1 for rx, _ in matched if rx.winner is None)
@@ -112,8 +113,8 @@ def judge_biases(records: Sequence[VerdictRecord]) -> dict[str, Any]:
     }
 
 
-def grade_report(x: JudgmentFile, y: JudgmentFile, *, resamples: int = stats.DEFAULT_RESAMPLES,
-                 seed: int = stats.DEFAULT_SEED) -> dict[str, Any]:
+def grade_report(x: JudgmentFile, y: JudgmentFile, *, resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """Rank agreement (Spearman, Kendall) of y's scores with x's, overall, per category and per turn."""
     matched, counts = match_records(x, y)
     counts["unparseable_a"] = sum(1 for rx, _ in matched if rx.score is None)
@@ -186,7 +187,7 @@ def mode_report(x: JudgmentFile, y: JudgmentFile, by_mode: dict[str, JudgmentFil
 
 
 def agree(path_a: str | Path, path_b: str | Path | Sequence[str | Path], output_dir: str | Path, *,
-          resamples: int = stats.DEFAULT_RESAMPLES, seed: int = stats.DEFAULT_SEED, plots: bool = True) -> dict[str, Any]:
+          resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, plots: bool = True) -> dict[str, Any]:
     """Read the reference and the compared judgment file(s), compute the report (per verdict mode when the
     compared records hold several), write report.json, report.md and the PNG (`write_plots`)."""
     x, y = read_judgments(path_a), read_compared(path_b)
@@ -198,7 +199,7 @@ def agree(path_a: str | Path, path_b: str | Path | Sequence[str | Path], output_
         report = mode_report(x, y, by_mode, resamples=resamples, seed=seed)
     else:
         report = (pairwise_report if x.kind == "pairwise" else grade_report)(x, y, resamples=resamples, seed=seed)
-    report["bootstrap"] = {"resamples": resamples, "seed": seed, "level": 0.95}
+    report["bootstrap"] = {"resamples": resamples, "seed": seed, "level": CI_LEVEL}
     output_dir = Path(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Mapping, Sequence
 
 from chat.backends.base import ChatBackend
 from chat.conversation import Conversation
 from chat.errors import ConfigError
 from judge.base import JUDGES, Grade, Verdict, judged_reply_length, through_turn
 from judge.config import JudgeConfig
-
-
-class ConversationScorer(Protocol):
-    """What the RM judge needs of a reward model (rm.model.RewardModel satisfies it)."""
-
-    def score(self, conversations: Sequence[Conversation]) -> list[float]:
-        ...
-
-
-def load_reward_model(path: str, device: str | None = None) -> Any:
-    """rm.model.RewardModel.load(path) (imported here: judge works without torch until an RM is used)."""
-    from rm.model import RewardModel
-
-    return RewardModel.load(path, device=device)
+from rm.scorer import ConversationScorer, LockedScorer, load_reward_model
 
 
 @JUDGES.register("rm", "reward model judge: the higher RM score wins, |difference| <= tie_margin is a tie")
@@ -34,23 +19,15 @@ class RMJudge:
     def __init__(self, model: ConversationScorer, tie_margin: float = 0.0, name: str = "rm"):
         if tie_margin < 0:
             raise ConfigError(f"tie_margin: expected >= 0, got {tie_margin}")
-        self.model = model
+        self.scorer = LockedScorer(model, name)
         self.tie_margin = tie_margin
         self.name = name
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: JudgeConfig, backends: Mapping[str, ChatBackend]) -> "RMJudge":
         if not config.rm:
             raise ConfigError("rm: the rm judge needs a reward model path (--rm PATH or `rm:` in the config)")
         return cls(load_reward_model(config.rm, config.device), config.tie_margin, name=f"rm:{config.rm}")
-
-    def _score(self, conversations: list[Conversation]) -> list[float]:
-        with self._lock:
-            return [float(s) for s in self.model.score(conversations)]
-
-    async def scores(self, conversations: list[Conversation]) -> list[float]:
-        return await asyncio.to_thread(self._score, conversations)
 
     def verdict(self, score_a: float, score_b: float, length_a: int, length_b: int) -> Verdict:
         margin = score_a - score_b
@@ -62,7 +39,7 @@ class RMJudge:
                           references: Sequence[str | None] | None = None) -> list[Verdict]:
         """All pairs scored in one batch (the RM sorts by length inside)."""
         shown = [through_turn(c, turn) for pair in pairs for c in pair]
-        scores = await self.scores(shown)
+        scores = await self.scorer.score(shown)
         return [self.verdict(scores[2 * i], scores[2 * i + 1], judged_reply_length(a, turn), judged_reply_length(b, turn))
                 for i, (a, b) in enumerate(pairs)]
 
@@ -73,5 +50,5 @@ class RMJudge:
 
     async def grade(self, conversation: Conversation, turn: int | None = None,
                     reference: str | None = None) -> Grade:
-        (score,) = await self.scores([through_turn(conversation, turn)])
+        (score,) = await self.scorer.score([through_turn(conversation, turn)])
         return Grade(score, {"scale": "reward"})

@@ -24,12 +24,7 @@ from chat.formats.alpaca_eval import TIE_PREFERENCE, AlpacaEvalReader
 from chat.formats.base import PAIR
 from chat.formats.fields import json_type
 from chat.formats.sources import open_source
-
-#: Verdict names a record may carry (None = unparseable).
-WINNERS = ("A", "B", "tie")
-
-#: Importable layouts, detected from the first row (see `detect_layout`).
-LAYOUTS = ("verdicts", "grades", "fastchat-pairwise", "fastchat-single", "alpaca-eval", "pairs")
+from chat.pairwise import SWAP
 
 
 @dataclass
@@ -55,10 +50,9 @@ class VerdictRecord:
 
     def flipped(self) -> "VerdictRecord":
         """The same judgment with a and b swapped (winner and per-order verdicts follow)."""
-        swap = {"A": "B", "B": "A", "tie": "tie", None: None}
         detail = dict(self.detail)
         if isinstance(detail.get("orders"), dict):
-            detail["orders"] = {"AB": swap[detail["orders"].get("BA")], "BA": swap[detail["orders"].get("AB")]}
+            detail["orders"] = {"AB": SWAP[detail["orders"].get("BA")], "BA": SWAP[detail["orders"].get("AB")]}
         if isinstance(detail.get("probabilities"), dict):
             probabilities = detail["probabilities"]
             detail["probabilities"] = {"AB": _swap_outcomes(probabilities.get("BA")),
@@ -69,7 +63,7 @@ class VerdictRecord:
             detail["candidate_mass"] = {"AB": mass.get("BA"), "BA": mass.get("AB")}
         if "len_a" in detail or "len_b" in detail:
             detail["len_a"], detail["len_b"] = detail.get("len_b"), detail.get("len_a")
-        return VerdictRecord(self.id, self.b, self.a, swap[self.winner], self.judge, self.category, self.turn, detail)
+        return VerdictRecord(self.id, self.b, self.a, SWAP[self.winner], self.judge, self.category, self.turn, detail)
 
 
 def _swap_outcomes(probabilities: Any) -> Any:

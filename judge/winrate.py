@@ -33,12 +33,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from chat.stats import DEFAULT_SEED
+
 #: A preference equal to this is a draw (AlpacaEval also reads 0 as a draw).
 DRAW = 1.5
 
 #: Bootstrap defaults of the LC standard error.
 DEFAULT_LC_RESAMPLES = 200
-DEFAULT_SEED = 0
 
 
 def clean_preferences(preferences: Sequence[float | None]) -> np.ndarray:

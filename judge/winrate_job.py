@@ -4,7 +4,7 @@ Inputs are AlpacaEval's layouts (model outputs: a JSON list of {instruction, out
 dataset?}; annotations: {instruction, output_1, generator_1, output_2, generator_2, preference}) or
 any conversation format (canonical conversation JSONL for multi-turn dialogues). output_1 is always
 the reference (baseline) and output_2 the model, as in AlpacaEval; judging shows the pair in both
-orders (judge/base.py `combine_orders`; logprob verdicts average both orders' probabilities).
+orders (chat/pairwise.py `combine_orders`; logprob verdicts average both orders' probabilities).
 The numbers themselves come from judge/winrate.py.
 """
 
@@ -27,10 +27,11 @@ from chat.formats import load_conversations
 from chat.formats.fields import json_type
 from chat.formats.sources import open_source
 from chat.runner import RunSummary, run_jobs
+from chat.stats import DEFAULT_SEED
 from judge.base import Judge, Verdict, judged_reply_length, through_turn
 from judge.config import JudgeConfig
 from judge.report import json_safe
-from judge.winrate import DEFAULT_LC_RESAMPLES, DEFAULT_SEED, head_to_head, length_controlled
+from judge.winrate import DEFAULT_LC_RESAMPLES, head_to_head, length_controlled
 
 #: Leaderboard columns, in AlpacaEval's order (its leaderboard CSVs), plus what turnwise adds after them.
 LEADERBOARD_COLUMNS = ("win_rate", "standard_error", "n_wins", "n_wins_base", "n_draws", "n_total",

@@ -103,6 +103,8 @@ def estimate_augment(ctx: StageContext) -> Estimate:
 
 def eval_pairs(ctx: StageContext) -> tuple[int | None, str]:
     """Held-out pairs the judge stage will see: counted when mix has run, else estimated from its inputs."""
+    from augment.mix import DEFAULT_EVAL_FRACTION
+
     if ctx.eval_split.is_file():
         return count_rows(str(ctx.eval_split))[0], ""
     section = ctx.config.sections["mix"]
@@ -110,7 +112,7 @@ def eval_pairs(ctx: StageContext) -> tuple[int | None, str]:
     rows, _ = count_rows(str(original)) if original else (None, 0.0)
     if rows is None:
         return None, ""
-    fraction = ctx.value("mix", "eval_fraction", 0.05, float)
+    fraction = ctx.value("mix", "eval_fraction", DEFAULT_EVAL_FRACTION, float)
     return round((rows + (estimate_augment(ctx).count or 0)) * fraction), "~"
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from chat.config import build_config, load_yaml
 from chat.errors import ConfigError, TurnwiseError
 from chat.runner import FilteredRunResult, RunSummary
+from chat.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from pipeline.config import PipelineConfig
 
 logger = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ def split_by_kind(ctx: StageContext) -> dict[str, int]:
 def run_mix(ctx: StageContext) -> StageOutcome:
     """D_aug = D + D_MUSIC with a train/eval split (docs/methods.md, MUSIC step 7); D's part of the training split
     for the baseline RM, and the eval split cut into the held-out sets rm_eval scores."""
-    from augment.mix import mix_datasets
+    from augment.mix import DEFAULT_EVAL_FRACTION, mix_datasets
 
     section = ctx.section("mix", ("original", "original_format", "ratio", "count", "eval_fraction", "seed",
                                   "on_error"))
@@ -255,7 +256,7 @@ def run_mix(ctx: StageContext) -> StageOutcome:
     ctx.stage_dir("mix").mkdir(parents=True, exist_ok=True)
     result = mix_datasets(original, ctx.music_pairs, ctx.mix_prefix, ratio=mix_ratio(ctx),
                           count=ctx.value("mix", "count", None, int),
-                          eval_fraction=ctx.value("mix", "eval_fraction", 0.05, float),
+                          eval_fraction=ctx.value("mix", "eval_fraction", DEFAULT_EVAL_FRACTION, float),
                           seed=ctx.value("mix", "seed", 0, int),
                           original_format=ctx.value("mix", "original_format", None, str),
                           on_error=ctx.value("mix", "on_error", "fail", str))
@@ -526,7 +527,8 @@ def run_rm_eval(ctx: StageContext) -> StageOutcome:
     from rm.model import RewardModel
 
     ctx.section("rm_eval", ("bootstrap", "seed", "device", "rewardbench", "rewardbench_split", "rewardbench_limit"))
-    resamples, seed = ctx.value("rm_eval", "bootstrap", 1000, int), ctx.value("rm_eval", "seed", 0, int)
+    resamples = ctx.value("rm_eval", "bootstrap", DEFAULT_RESAMPLES, int)
+    seed = ctx.value("rm_eval", "seed", DEFAULT_SEED, int)
     rewardbench = ctx.input_path("rm_eval", "rewardbench") if ctx.config.sections["rm_eval"].get("rewardbench") \
         else None
     sets = {name: load_preference_pairs(str(ctx.eval_set(name)), None, None) if count_lines(ctx.eval_set(name))
@@ -628,7 +630,8 @@ def run_judge(ctx: StageContext) -> StageOutcome:
 
     if not ctx.section("judge", ("config", "bootstrap", "seed", "rm_device")):
         return StageOutcome(counts={"skipped": "no judge section in the config"})
-    resamples, seed = ctx.value("judge", "bootstrap", 1000, int), ctx.value("judge", "seed", 0, int)
+    resamples = ctx.value("judge", "bootstrap", DEFAULT_RESAMPLES, int)
+    seed = ctx.value("judge", "seed", DEFAULT_SEED, int)
     directory = ctx.stage_dir("judge")
     directory.mkdir(parents=True, exist_ok=True)
     llm_config = ctx.options("judge", JudgeConfig)

@@ -12,6 +12,7 @@ from typing import Any
 
 from chat.cli import add_group
 from chat.errors import ConfigError
+from chat.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--skip-invalid", action="store_true", help="leave out invalid rows (counted) instead of stopping")
     evaluate.add_argument("-o", "--output-dir", type=Path, default=Path("runs/rm-eval"),
                           help="where report.json, report.md, rewards.png and scores.jsonl go (default: runs/rm-eval)")
-    evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CI")
-    evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    evaluate.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples for the 95%% CI")
+    evaluate.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed")
     evaluate.set_defaults(func=run_eval)
 
     score = group.add_parser("score", help="score conversations or pairs into a resumable JSONL")

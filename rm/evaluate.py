@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from chat.conversation import PreferencePair
+from chat.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_mean_ci
 
 logger = logging.getLogger(__name__)
 
@@ -71,15 +72,13 @@ def pair_outcomes(first: Sequence[float], second: Sequence[float]) -> np.ndarray
     return np.where(a > b, 1.0, np.where(a == b, 0.5, 0.0))
 
 
-def bootstrap_accuracy(outcomes: np.ndarray, resamples: int = 1000, seed: int = 0) -> Accuracy:
+def bootstrap_accuracy(outcomes: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Accuracy:
     """Mean of per-pair outcomes with a percentile bootstrap 95% interval (pairs resampled with replacement)."""
     n = len(outcomes)
     if n == 0:
         return Accuracy(0, float("nan"), float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = outcomes[rng.integers(0, n, size=(resamples, n))].mean(axis=1)    # [resamples]
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Accuracy(n, float(outcomes.mean()), float(low), float(high))
+    low, high = bootstrap_mean_ci(outcomes, resamples=resamples, seed=seed)
+    return Accuracy(n, float(outcomes.mean()), low, high)
 
 
 def final_reply_length(pair_side: Any) -> int:
@@ -87,7 +86,7 @@ def final_reply_length(pair_side: Any) -> int:
 
 
 def evaluate_scores(pairs: Sequence[PreferencePair], scores: Sequence[tuple[float, float]], *, model: str = "",
-                    data: str = "", resamples: int = 1000, seed: int = 0) -> EvalReport:
+                    data: str = "", resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> EvalReport:
     """Accuracy (r_chosen > r_rejected), CI, margins, per-group tables and the two length baselines."""
     chosen = np.array([c for c, _ in scores], dtype=float)
     rejected = np.array([r for _, r in scores], dtype=float)

@@ -75,13 +75,6 @@ def require_text(row: Mapping[str, Any], key: str, where: str = "") -> str:
     return value
 
 
-def require_object(value: Any, where: str) -> dict[str, Any]:
-    """`value` itself, which must be a JSON object."""
-    if not isinstance(value, dict):
-        raise ValidationError(where, f"expected an object, got {json_type(value)}")
-    return value
-
-
 def require_number(row: Mapping[str, Any], key: str, where: str = "") -> float:
     """A finite number field (JSON true/false is not a number)."""
     value = require(row, key, (int, float), where)

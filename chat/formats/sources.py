@@ -21,7 +21,6 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 #: File layouts by suffix (after an optional .gz).
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".jsonlines")
-JSON_SUFFIXES = (".json",)
 PARQUET_SUFFIXES = (".parquet",)
 TEXT_SUFFIXES = (".txt", ".text", ".md")
 

@@ -248,12 +248,12 @@ class ScoreByEdits:
 
 
 def test_rm_judge_uses_the_margin_and_makes_no_judge_calls():
-    from generate.reward import AsyncRewardScorer
+    from rm.scorer import LockedScorer
 
-    result, backend = refine(FakeCoevol(), scorer=AsyncRewardScorer(ScoreByEdits()), judge="rm", rm="fake", iterations=2)
+    result, backend = refine(FakeCoevol(), scorer=LockedScorer(ScoreByEdits()), judge="rm", rm="fake", iterations=2)
     assert result.turns[0].final == "7 (edited) (edited)" and backend.calls == 2 * 6
     assert result.turns[0].rm_before == 0.0 and result.turns[0].rm_after == 2.0
-    result, _ = refine(FakeCoevol(), scorer=AsyncRewardScorer(ScoreByEdits()), judge="rm", rm="fake", rm_margin=1.0)
+    result, _ = refine(FakeCoevol(), scorer=LockedScorer(ScoreByEdits()), judge="rm", rm="fake", rm_margin=1.0)
     assert result.turns[0].final == "7" and result.turns[0].iterations[0]["verdict"]["merged"] == TIE
 
 

@@ -16,8 +16,8 @@ from generate.prompts import render
 from generate.review_instruct import ReviewInstructBackends, review_instruct_conversation
 from generate.review_steps import (BREADTH, CHAIRMAN_FORMAT, DEPTH, REVIEWER_FORMAT, UNREVIEWED, breadth_or_depth,
                                    parse_candidate_output, parse_chairman_output, parse_reviewer_output)
-from generate.reward import AsyncRewardScorer
 from generate.seeds import SeedPrompt
+from rm.scorer import LockedScorer
 
 SEED = SeedPrompt("s1", (Message("user", "What is a prime number?"),))
 
@@ -26,7 +26,7 @@ def grow(agents=None, rm=None, backends=None, **values):
     backend, agents = agents_backend(agents)
     config = ReviewInstructConfig(**{"backends": {"default": {"kind": "scripted"}}, **values})
     roles = backends or ReviewInstructBackends(backend, [backend] * config.reviewers, backend)
-    scorer = AsyncRewardScorer(rm) if rm is not None else None
+    scorer = LockedScorer(rm) if rm is not None else None
     return asyncio.run(review_instruct_conversation(SEED, roles, config, scorer)), backend, agents
 
 
