@@ -28,8 +28,8 @@ class MusicConfig:
         backends: role -> backend spec. `simulator` plays every role unless `user` (the simulated
             user), `assistant` (both branches' normal answers) or `contrast` (writes the swapped
             instruction and answers it on the rejected branch) name their own backend.
-        temperature, max_tokens, seed, max_reasks; user_temperature, user_max_tokens and user_attempts for
-            the simulated user's turns (short follow-ups: a small max_tokens also drops a "user" that
+        temperature, max_tokens, seed, max_reasks, reask_temperature; user_temperature, user_max_tokens and
+            user_attempts for the simulated user's turns (short follow-ups: a small max_tokens also drops a "user" that
             starts answering like an assistant, as truncated_turn).
     Parameters that control the pair construction:
         turns (T), seed_turns (k), divergence (+ divergence_turn), contrast_scope, reuse_seed_rejected.
@@ -64,6 +64,10 @@ class MusicConfig:
                           "depend on input order or concurrency."})
     max_reasks: int = field(
         default=2, metadata={"help": "Re-asks after an unparseable contrastive-step reply before the pair is dropped."})
+    reask_temperature: float | None = field(
+        default=None,
+        metadata={"help": "Sampling temperature of those re-asks (at least `temperature`); unset: `temperature`. "
+                          "A small model re-asked at a low temperature often copies the instruction again."})
 
     # Parameters that control the pair construction
     turns: int = field(default=5, metadata={"help": "T: user turns in each synthesized conversation (paper: 5)."})
@@ -129,6 +133,8 @@ class MusicConfig:
             raise ConfigError(f"max_reasks: expected 0 or more, got {self.max_reasks}")
         if self.user_temperature < 0:
             raise ConfigError(f"user_temperature: expected >= 0, got {self.user_temperature}")
+        if self.reask_temperature is not None and self.reask_temperature < 0:
+            raise ConfigError(f"reask_temperature: expected >= 0, got {self.reask_temperature}")
         if self.user_attempts < 1:
             raise ConfigError(f"user_attempts: expected at least 1, got {self.user_attempts}")
         if self.user_max_tokens < 1:

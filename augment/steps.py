@@ -11,6 +11,7 @@ from typing import Sequence
 from augment.prompts import render
 from chat.agents import ParseError, reask_messages
 from chat.conversation import Message
+from chat.filters import scaffolding_reason
 
 #: A swapped instruction shorter than this many words is not a request ("2023"): re-asked like a parse failure.
 MIN_SWAP_WORDS = 3
@@ -75,7 +76,8 @@ def format_contrast_reask(request: Sequence[Message], reply: str, error: ParseEr
 def parse_contrast_output(text: str, original_instruction: str) -> Swap:
     """`{"swapped_instruction": ..., "reason": ...}` from a reply: plain JSON, JSON inside a code fence
     or surrounding prose, or a `swapped instruction: ...` label line. ParseError if none is found, or the
-    swapped instruction repeats the original or is shorter than MIN_SWAP_WORDS words."""
+    swapped instruction repeats the original, is shorter than MIN_SWAP_WORDS words or quotes the prompt's
+    scaffolding ("Conversation so far:")."""
     swapped, reason = _find_swap(text)
     if swapped is None:
         raise ParseError('no "swapped_instruction" found (expected a JSON object)')
@@ -86,6 +88,8 @@ def parse_contrast_output(text: str, original_instruction: str) -> Swap:
         raise ParseError("swapped_instruction repeats the original instruction")
     if len(swapped.split()) < MIN_SWAP_WORDS:
         raise ParseError(f"swapped_instruction {swapped!r} is not a full request (fewer than {MIN_SWAP_WORDS} words)")
+    if scaffolding_reason(swapped):
+        raise ParseError(f"swapped_instruction {swapped[:60]!r} quotes the prompt's scaffolding, not a request")
     return Swap(swapped, (reason or "").strip())
 
 

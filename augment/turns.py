@@ -63,7 +63,8 @@ class TurnWriter:
     def __init__(self, backends: MusicBackends, config: MusicConfig, item_seed: int):
         self.backends = backends
         self.config = config
-        self.step = StepCaller(config.temperature, config.max_tokens, item_seed, config.max_reasks)
+        self.step = StepCaller(config.temperature, config.max_tokens, item_seed, config.max_reasks,
+                               reask_temperature=config.reask_temperature)
         self.usage = self.step.usage
         self.user_step = StepCaller(config.user_temperature, config.user_max_tokens, item_seed, usage=self.usage)
 

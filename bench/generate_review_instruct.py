@@ -5,7 +5,7 @@ input); R rounds of candidate answer, N reviewer votes and the chairman's next q
 Qwen2.5-Coder-0.5B-Instruct with 8 requests per batch and no response cache (every call is a model call). A seed is
 dropped at its first step that does not parse after its re-asks (`parse_failure`, the step named in the details) or
 whose text fails the shared degenerate-text filter (`degenerate_text`). The chairman's question after the last round
-is not asked (it is no part of the R-turn conversation; --ask-after-last-round asks it).
+is asked as by default; it goes into meta only, so its failure keeps the conversation.
 Run: .venv/bin/python bench/generate_review_instruct.py [--seeds 16 --rounds 2 --reviewers 3 --max-tokens 160]
 """
 
@@ -54,12 +54,10 @@ def main() -> None:
     parser.add_argument("--max-words", type=int, default=150,
                         help="answer/review word limit (above max-tokens' words, so a cut-off answer still parses)")
     parser.add_argument("--concurrency", type=int, default=8, help="seeds grown at once")
-    parser.add_argument("--ask-after-last-round", action="store_true",
-                        help="let the chairman ask after round R too (kept only in meta; its failure drops the seed)")
     args = parser.parse_args()
     config = ReviewInstructConfig(
         backends={"default": {"kind": "local", "model": "embedded", "max_batch_size": 8, "cache": False}},
-        reviewers=args.reviewers, rounds=args.rounds, ask_after_last_round=args.ask_after_last_round,
+        reviewers=args.reviewers, rounds=args.rounds,
         max_tokens=args.max_tokens, max_words=args.max_words, max_reasks=1, concurrency=args.concurrency,
         limit=args.seeds)
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +78,6 @@ def main() -> None:
                              if k.startswith("decision_")},
                "calls_per_kept": per_kept["llm_calls"] if per_kept else None, "seconds": round(seconds, 1),
                "setup": f"{seeds} Self-Instruct seed tasks, R={args.rounds}, N={args.reviewers} reviewers, "
-                        f"chairman question after round R: {'yes' if args.ask_after_last_round else 'no'}, "
                         f"max_tokens {args.max_tokens}, max_words {args.max_words}, 1 re-ask, "
                         f"{args.concurrency} seeds in flight, no response cache"}
     print(json.dumps(numbers, indent=2))

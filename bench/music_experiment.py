@@ -27,7 +27,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.results import record  # noqa: E402
+from bench.results import record
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
 RMB_DIR = SHARED / "preference" / "rmb-pairwise"
@@ -78,7 +78,8 @@ def pipeline_config(run_dir: Path, data: Path, args: argparse.Namespace) -> dict
             "backends": {"simulator": "llm"}, "turns": 3, "divergence": "uniform",
             "contrast_scope": "from_divergence", "reuse_seed_rejected": False, "max_tokens": args.max_tokens,
             "user_max_tokens": 48, "temperature": 0.3, "user_temperature": 0.5, "user_attempts": 3,
-            "max_reasks": 1, "drop_truncated": False, "concurrency": 16, "limit": args.seeds, "seed": 0}},
+            "max_reasks": 2, "reask_temperature": 1.0, "drop_truncated": False, "concurrency": 16,
+            "limit": args.seeds, "seed": 0}},
         "mix": {"original": str(data / "D.jsonl"), "ratio": None, "eval_fraction": 0.05, "seed": 0},
         "rm_train": {"config": "configs/rm/cpu-minilm.yaml", "overrides": {
             "max_length": 256, "per_device_train_batch_size": 16, "learning_rate": 1.0e-4, "warmup_steps": 10,
@@ -128,10 +129,10 @@ def main() -> int:
 
     import yaml
 
+    from chat.formats import load_pairs
     from pipeline.config import PipelineConfig
     from pipeline.run import run_pipeline
     from rm.model import RewardModel
-    from chat.formats import load_pairs
 
     data = args.run_dir / "data"
     counts = build_data(data, args.multi_turn_train, args.multi_turn_held_out, args.single_turn)
@@ -157,6 +158,30 @@ def main() -> int:
     print(json.dumps(numbers, indent=2, default=str))
     setup = (f"D {counts['D']} pairs (hh-rlhf 400 + RMB), {augment.get('kept_total')} MUSIC pairs from "
              f"{augment.get('inputs')} seeds (T=3), MUSIC RM trained on {music_pairs} pairs; MiniLM, same steps")
+
+    # MUSIC on the embedded model (32 RMB seeds, T=3): kept share, content filters, contrast validity by the
+    # baseline RM (trained on D only, never on MUSIC output)
+    from bench.music_quality import filter_failures
+
+    kept_pairs = load_pairs(run / "augment" / "pairs.jsonl") if augment.get("kept_total") else []
+    failing = {pair.id: reasons for pair in kept_pairs if (reasons := filter_failures(pair))}
+    prefers = [c > r for c, r in models["baseline"].score_pairs(kept_pairs)] if kept_pairs else []
+    validity = sum(prefers) / len(prefers) if prefers else None
+    seeds_in = augment.get("inputs") or 0
+    kept_share = len(kept_pairs) / seeds_in if seeds_in else 0.0
+    drops = ", ".join(f"{reason} {count}" for reason, count in (augment.get("dropped_this_run") or {}).items())
+    music_setup = f"{seeds_in} seeds of {SEED_FILE.name}, T=3, every role on embedded, reasks at T=1.0"
+    record("MUSIC experiment: kept pairs per seed (embedded instruct model)", baseline="seeds in", ratio=kept_share,
+           target=">= 0.75", met=kept_share >= 0.75,
+           details={"summary": f"{len(kept_pairs)} of {seeds_in} kept; dropped {drops or 'none'}; {music_setup}",
+                    "augment": augment})
+    record("MUSIC experiment: kept pairs that fail a content filter", baseline="kept pairs", unit="pairs",
+           ratio=float(len(failing)), target="0", met=not failing,
+           details={"summary": f"{len(failing)} of {len(kept_pairs)} kept pairs fail a filter", "failing": failing})
+    record("MUSIC experiment: contrast validity, the baseline RM (never trained on MUSIC) prefers chosen",
+           baseline="kept pairs", unit="share", ratio=validity, target=">= 0.60",
+           met=validity is not None and validity >= 0.60,
+           details={"summary": f"{sum(prefers)} of {len(prefers)} kept pairs"})
 
     hh = held_out["held_out_hh"]
     points = hh["difference"]["points"]

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.results import record  # noqa: E402
+from bench.results import record
 
 PREFERENCE = REPO_ROOT.parent / "shared" / "data" / "preference"
 RMB_DIR = PREFERENCE / "rmb-pairwise"
@@ -91,7 +91,8 @@ async def synthesize(seeds: Path, output: Path, args: argparse.Namespace):
             "max_batch_size": args.concurrency}
     config = MusicConfig(backends={"simulator": spec}, turns=args.turns, max_tokens=args.max_tokens,
                          temperature=0.3, user_temperature=0.5, user_max_tokens=48, user_attempts=3,
-                         drop_truncated=False, max_reasks=1, concurrency=args.concurrency, limit=args.seeds, seed=0)
+                         drop_truncated=False, max_reasks=2, reask_temperature=1.0, concurrency=args.concurrency,
+                         limit=args.seeds, seed=0)
     return await run_music_async(seeds, output, config, progress=False, handle_sigint=False)
 
 

@@ -113,7 +113,9 @@ async def ask_until_parsed(send: Callable[[list[Message], int], Awaitable[Comple
 @dataclass
 class StepCaller:
     """Calls backends for one item: fixed sampling parameters, a seed derived per call label, usage per role,
-    and `ask`, which re-asks a step at most `max_reasks` times while its reply does not parse."""
+    and `ask`, which re-asks a step at most `max_reasks` times while its reply does not parse. With
+    `reask_temperature`, re-asks sample at least that hot: a small model asked again at a low temperature
+    tends to repeat the reply that failed."""
 
     temperature: float
     max_tokens: int
@@ -121,13 +123,15 @@ class StepCaller:
     max_reasks: int = 2
     usage: RoleUsage = field(default_factory=RoleUsage)
     reasks: int = 0
+    reask_temperature: float | None = None
 
     async def call(self, role: str, backend: ChatBackend, messages: Sequence[Message], label: str, *,
                    stop: Sequence[str] | None = None, response_format: ResponseFormat | None = None,
-                   logprobs: int | None = None) -> Completion:
-        """One request with the caller's sampling, the seed derived from `label`, and `response_format` /
-        `logprobs` passed through to the backend as given."""
-        completion = await backend.chat(list(messages), temperature=self.temperature, max_tokens=self.max_tokens,
+                   logprobs: int | None = None, temperature: float | None = None) -> Completion:
+        """One request with the caller's sampling (or `temperature`), the seed derived from `label`, and
+        `response_format` / `logprobs` passed through to the backend as given."""
+        temperature = self.temperature if temperature is None else temperature
+        completion = await backend.chat(list(messages), temperature=temperature, max_tokens=self.max_tokens,
                                         stop=list(stop) if stop else None, seed=derive_seed(self.item_seed, label),
                                         response_format=response_format, logprobs=logprobs)
         self.usage.count(role, completion)
@@ -137,14 +141,20 @@ class StepCaller:
                   label: str, reask: Reask, *, response_format: ResponseFormat | None = None,
                   logprobs: int | None = None) -> AskResult[T]:
         """The attempts of one step; attempt i is called with the label `<label>/<i>` (and the same
-        `response_format` and `logprobs`)."""
+        `response_format` and `logprobs`; re-asks at `reask_temperature` when it is set)."""
         async def send(messages: list[Message], attempt: int) -> Completion:
             return await self.call(role, backend, messages, f"{label}/{attempt}", response_format=response_format,
-                                   logprobs=logprobs)
+                                   logprobs=logprobs, temperature=self.attempt_temperature(attempt))
 
         result = await ask_until_parsed(send, request, parse, reask, max_reasks=self.max_reasks)
         self.reasks += result.reasks
         return result
+
+    def attempt_temperature(self, attempt: int) -> float:
+        """The first attempt samples at `temperature`; re-asks at max(temperature, reask_temperature)."""
+        if attempt == 0 or self.reask_temperature is None:
+            return self.temperature
+        return max(self.temperature, self.reask_temperature)
 
     async def ask_parsed(self, role: str, backend: ChatBackend, request: Sequence[Message], parse: Callable[[str], T],
                          label: str, reask: Reask, *, response_format: ResponseFormat | None = None,

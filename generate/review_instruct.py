@@ -118,17 +118,24 @@ async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstruc
                 if rm is not None and config.rm_reviewer:
                     reviews.append(await rm_review(rm, history, config.rm_vote_threshold))
             decision = breadth_or_depth([review.vote for review in reviews])
-            question = None
+            question, question_error = None, None
             if r < config.rounds or config.ask_after_last_round:
-                question = await ask_step(
-                    step, "chairman", backends.chairman,
-                    format_chairman_input(questions, answer, reviews, decision, words),
-                    partial(parse_chairman_output, questions=questions, max_words=words), f"chairman/{r}",
-                    response_format=CHAIRMAN_FORMAT)
-                check_degenerate(f"chairman/{r}", question)
+                try:
+                    question = await ask_step(
+                        step, "chairman", backends.chairman,
+                        format_chairman_input(questions, answer, reviews, decision, words),
+                        partial(parse_chairman_output, questions=questions, max_words=words), f"chairman/{r}",
+                        response_format=CHAIRMAN_FORMAT)
+                    check_degenerate(f"chairman/{r}", question)
+                except StepFailed as failed:
+                    if r < config.rounds:
+                        raise
+                    # the question after the last round only goes into meta: the finished conversation stays
+                    question_error = f"{failed.reason}: {failed.detail}"
             rounds.append({"round": r, "reviews": [review.to_dict() for review in reviews],
                            "votes": [review.vote for review in reviews], "decision": decision,
-                           "next_question": question})
+                           "next_question": question,
+                           **({"next_question_error": question_error} if question_error else {})})
             if r < config.rounds:
                 history.append(Message("user", question))
                 questions.append(question)

@@ -166,3 +166,17 @@ def test_step_caller_call_passes_stop_sequences_and_the_label_seed():
                                           "seed": derive_seed(5, "user/shared/2"), "response_format": None,
                                           "logprobs": None}
     assert backend.requests[0].messages == [m.to_dict() for m in REQUEST]
+
+
+def test_reasks_sample_at_the_reask_temperature_and_the_first_attempt_at_the_callers():
+    backend = ScriptedBackend(['{"legs": "eight"}', '{"legs": "eight"}', '{"legs": 8}'])
+    step = StepCaller(temperature=0.3, max_tokens=64, item_seed=1, max_reasks=2, reask_temperature=1.0)
+    result = asyncio.run(step.ask("solver", backend, REQUEST, parse_legs, "count", note_reask))
+    assert result.value == 8
+    assert [r.params["temperature"] for r in backend.requests] == [0.3, 1.0, 1.0]
+
+
+def test_a_reask_temperature_below_the_callers_keeps_the_callers():
+    step = StepCaller(temperature=0.8, max_tokens=8, item_seed=1, reask_temperature=0.5)
+    assert [step.attempt_temperature(attempt) for attempt in range(3)] == [0.8, 0.8, 0.8]
+    assert StepCaller(temperature=0.2, max_tokens=8, item_seed=1).attempt_temperature(1) == 0.2

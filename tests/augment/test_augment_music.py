@@ -245,6 +245,14 @@ def test_a_reask_that_parses_keeps_the_pair():
     assert simulator.roles.count("contrast_reask") == 1
 
 
+def test_the_swap_reask_samples_at_reask_temperature_and_other_steps_at_temperature():
+    simulator = FakeSimulator(contrast=SAME_SWAP)
+    result, backend = synthesize(simulator=simulator, turns=1, max_reasks=1, temperature=0.3, reask_temperature=1.0)
+    assert result.pair is not None
+    by_role = {role_of(request.messages): request.params["temperature"] for request in backend.requests}
+    assert by_role == {"contrast": 0.3, "contrast_reask": 1.0, "contrastive_assistant": 0.3, "assistant": 0.3}
+
+
 def test_zero_reasks_drops_at_the_first_bad_reply():
     simulator = FakeSimulator(contrast=SAME_SWAP)
     result, _ = synthesize(simulator=simulator, turns=1, max_reasks=0)

@@ -65,6 +65,7 @@ def test_contrast_parser_handles_escaped_quotes_inside_json_in_prose():
     ('{"swapped_instruction": "bake A   cake"}', "repeats the original"),
     ('{"instruction": "Bake rye bread"}', "no \"swapped_instruction\" found"),
     ('{"swapped_instruction": "2023", "reason": "a year"}', "not a full request"),
+    ('{"swapped_instruction": "Conversation so far: bake bread", "reason": "r"}', "scaffolding"),
 ])
 def test_contrast_parser_raises_parse_error(reply, message):
     with pytest.raises(ParseError, match=message):

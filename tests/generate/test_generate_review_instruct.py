@@ -185,6 +185,18 @@ def test_last_round_question_is_kept_in_meta_or_not_asked():
     assert backend.calls == 2 * 3 - 1 and result.conversation.meta["next_question"] is None
 
 
+def test_a_failed_question_after_the_last_round_keeps_the_conversation():
+    repeat = json.dumps({"question": "What is a prime number?"})
+    questions = iter([json.dumps({"question": "Why is 2 prime?"})])
+    result, backend, agents = grow(FakeAgents(chairman=lambda messages: next(questions, repeat)), rounds=2,
+                                   reviewers=1)
+    assert result.kept and result.conversation.turns == 2
+    assert result.conversation.meta["next_question"] is None and agents.calls["chairman"] == 1 + 3
+    last = result.conversation.meta["rounds"][-1]
+    assert last["next_question"] is None
+    assert last["next_question_error"].startswith("parse_failure: chairman/2: the question repeats an earlier")
+
+
 def test_parsers_read_the_json_objects_of_their_schemas():
     review = parse_reviewer_output('{"review": "weak depth", "vote": "negative"}', "r")
     assert (review.reviewer, review.text, review.vote) == ("r", "weak depth", "negative")
