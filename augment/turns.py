@@ -15,7 +15,7 @@ from chat.conversation import Message, PreferencePair, ValidationError
 from chat.errors import ConfigError
 from chat.filters import (DEGENERATE, PARSE_FAILURE, REPEATED_TURN, REVEALS_SWAP, SCAFFOLDING, degenerate_reason,
                           repeat_reason, swap_reveal_reason)
-from chat.user_simulator import format_user_simulator_input, parse_user_turn, user_turn_problem
+from chat.user_simulator import UserTurnRejected, ask_user_turn, format_user_simulator_input, parse_user_turn
 
 #: Why a pair was dropped (each is a summary counter `dropped_<reason>`).
 IDENTICAL_AFTER_DIVERGENCE = "identical_after_divergence"
@@ -75,14 +75,16 @@ class TurnWriter:
         the pair is dropped with the last attempt's reason."""
         where = f"user turn {turn} ({branch})"
         request = format_user_simulator_input(history)
-        for attempt in range(self.config.user_attempts):
+
+        async def write(attempt: int) -> str:
             label = f"user/{branch}/{turn}" + (f"/{attempt}" if attempt else "")
             completion = await self.user_step.call("user", self.backends.user, request, label, stop=TURN_STOPS)
-            text = self._turn_text(completion, parse_user_turn, where)
-            problem = user_turn_problem(text, history)
-            if problem is None:
-                return Message("user", text)
-        raise PairDropped(problem.reason, f"{where}: {problem.detail} ({self.config.user_attempts} attempts)")
+            return self._turn_text(completion, parse_user_turn, where)
+
+        try:
+            return Message("user", await ask_user_turn(write, history, self.config.user_attempts))
+        except UserTurnRejected as rejected:
+            raise PairDropped(rejected.problem.reason, f"{where}: {rejected}") from None
 
     async def assistant_turn(self, history: Sequence[Message], turn: int, branch: str) -> Message:
         """A normal assistant answer to the branch's latest user turn. On the rejected branch after d (the

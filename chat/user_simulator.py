@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
 
 from chat.conversation import Message
 from chat.filters import degenerate_reason, repeat_reason, scaffolding_reason
@@ -34,6 +34,14 @@ class UserTurnProblem:
 
     reason: str
     detail: str
+
+
+class UserTurnRejected(Exception):
+    """Every attempt at a simulated user turn was rejected; `problem` is the last attempt's."""
+
+    def __init__(self, problem: UserTurnProblem, attempts: int):
+        super().__init__(f"{problem.reason}: {problem.detail} ({attempts} attempts)")
+        self.problem, self.attempts = problem, attempts
 
 
 def user_simulator_system() -> str:
@@ -79,3 +87,16 @@ def user_turn_problem(text: str, history: Sequence[Message]) -> UserTurnProblem 
         if reason:
             return UserTurnProblem(reason, f"user turn {text[:80]!r} repeats the {earlier.role} turn before it")
     return None
+
+
+async def ask_user_turn(write: Callable[[int], Awaitable[str]], history: Sequence[Message], attempts: int) -> str:
+    """The next user turn after `history`: `write(attempt)` asks the simulating model (the caller's backend,
+    seed and parsing, `format_user_simulator_input` as the request) and returns the parsed turn; a turn that
+    `user_turn_problem` rejects is asked again, `attempts` times in all, then UserTurnRejected."""
+    problem = None
+    for attempt in range(attempts):
+        text = await write(attempt)
+        problem = user_turn_problem(text, history)
+        if problem is None:
+            return text
+    raise UserTurnRejected(problem, attempts)

@@ -27,7 +27,7 @@ from chat.conversation import Conversation, content_id
 from chat.errors import BackendError, ConfigError
 from chat.gather import gather_or_cancel
 from chat.stats import CI_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_mean_ci
-from chat.user_simulator import format_user_simulator_input, parse_user_turn, user_turn_problem
+from chat.user_simulator import UserTurnRejected, ask_user_turn, format_user_simulator_input, parse_user_turn
 from judge import agreement as stats
 from judge.base import Judge
 from rm.scorer import LockedScorer
@@ -88,17 +88,18 @@ async def simulated_user_turn(user_simulator: ChatBackend, conversation: Convers
     A reply rejected by the shared filters (scaffolding, degenerate, a copy of the turn before) is asked
     again with the next seed, `user_attempts` times in all; then BackendError names the last reason."""
     history = list(conversation.messages)
-    problem = None
-    for attempt in range(config.user_attempts):
+
+    async def write(attempt: int) -> str:
         completion = await user_simulator.chat(format_user_simulator_input(history),
                                                temperature=config.user_temperature,
                                                max_tokens=config.user_max_tokens, seed=config.seed + attempt)
-        text = parse_user_turn(completion.text)
-        problem = user_turn_problem(text, history)
-        if problem is None:
-            return text
-    raise BackendError(f"the simulated user's turn was rejected {config.user_attempts} time(s): "
-                       f"{problem.reason}: {problem.detail}")
+        return parse_user_turn(completion.text)
+
+    try:
+        return await ask_user_turn(write, history, config.user_attempts)
+    except UserTurnRejected as rejected:
+        raise BackendError(f"the simulated user's turn was rejected {rejected.attempts} time(s): "
+                           f"{rejected.problem.reason}: {rejected.problem.detail}") from None
 
 
 def _key(conversation: Conversation) -> str:
