@@ -13,8 +13,10 @@ from generate.registry import Generator, load_generators
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = add_group(subparsers, "generate", "RM-guided data generation: Review-Instruct, SeDi-Instruct, CoEvol, MIMG, stats")
-    for generator in load_generators():
+    generators = load_generators()
+    group = add_group(subparsers, "generate", "RM-guided data generation: "
+                      + ", ".join(generator.name for generator in generators) + "; stats")
+    for generator in generators:
         add_generator(group, generator)
     add_stats(group)
 

@@ -30,6 +30,8 @@ from generate.registry import ExpectedCalls
 
 #: Why a QA was dropped (and `degenerate_text`: its question or answer failed the shared filter).
 UNANSWERABLE, BELOW_THRESHOLD = "unanswerable", "below_threshold"
+#: A chain needs a seed QA and at least one neighbour.
+MIN_CHAIN_QAS = 2
 #: `texts -> [len(texts), d]` unit vectors (generate.diversity.MiniLMEmbedder.encode, or a test fake).
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -191,15 +193,16 @@ class RelatedQAs:
         self.questions = [qa.question for qa in self.qas]
 
     @classmethod
-    def embedded(cls, qas: list[SingleHopQA], embedder: Callable[[], Embed]) -> "RelatedQAs":
-        """The QAs with their embeddings; no embedder is made for fewer than 2 QAs (nothing to chain)."""
-        if len(qas) < 2:
+    def embedded(cls, qas: list[SingleHopQA], embed: Embed | None) -> "RelatedQAs":
+        """The QAs with their embeddings; with fewer than MIN_CHAIN_QAS there is nothing to chain, nor to embed
+        (`embed` may then be None)."""
+        if len(qas) < MIN_CHAIN_QAS:
             return cls(qas, np.zeros((0, 1), dtype=np.float32))
-        return cls(qas, embedder()([qa_text(qa.question, qa.short_answer) for qa in qas]))
+        return cls(qas, embed([qa_text(qa.question, qa.short_answer) for qa in qas]))
 
     def chain_seeds(self, config: MimgConfig) -> list[tuple[int, str]]:
         """(seed QA index, chain kind) of every chain to merge: every QA or `max_seeds` sampled, each kind."""
-        if len(self.qas) < 2:
+        if len(self.qas) < MIN_CHAIN_QAS:
             return []
         return [(index, kind) for index in seed_indices(len(self.qas), config.max_seeds, config.seed)
                 for kind in config.chains]

@@ -29,8 +29,8 @@ from chat.backends.base import UsageLedger
 from chat.runner import (JsonlSink, RunSummary, backend_identities, check_settings, claim_output, encode_record,
                          format_summary, iter_records, run_jobs, summary_path, write_json_atomic)
 from generate.documents import Chunk, chunk_documents, read_documents
-from generate.mimg.algorithm import (Embed, MimgBackends, RelatedQAs, SingleHopQA, TrainingPassages, multi_hop_chain,
-                                     single_hop_chunk, training_records)
+from generate.mimg.algorithm import (MIN_CHAIN_QAS, Embed, MimgBackends, RelatedQAs, SingleHopQA, TrainingPassages,
+                                     multi_hop_chain, single_hop_chunk, training_records)
 from generate.mimg.config import MimgConfig
 from generate.run_settings import generator_settings
 
@@ -121,8 +121,10 @@ async def _multi_hop_stage(output: Path, config: MimgConfig, roles: MimgBackends
                            handle_sigint: bool) -> RunSummary:
     """Stage 2 over the kept QAs of the stage-1 sink: one chain per (seed QA, kind) (docs/methods.md, MIMG steps
     4-6), its log line to OUT.chains.jsonl and its training records to OUT."""
-    related = RelatedQAs.embedded(kept_single_hop_qas(qas_path(output), set(chunk_map)),
-                                  lambda: embed or default_embedder(config))
+    qas = kept_single_hop_qas(qas_path(output), set(chunk_map))
+    # the embedder is loaded only when there is something to chain
+    embedder = (embed or default_embedder(config)) if len(qas) >= MIN_CHAIN_QAS else None
+    related = RelatedQAs.embedded(qas, embedder)
     passages = TrainingPassages(chunk_map)
     with JsonlSink(output) as records_sink:
         async def chain_worker(item: tuple[int, str]) -> dict[str, Any]:
