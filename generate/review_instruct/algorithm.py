@@ -173,4 +173,5 @@ def expected_calls(config: ReviewInstructConfig, seeds: int | None, input_tokens
         return None
     per = calls_per_conversation(config)
     return ExpectedCalls(seeds * per, seeds * per * (1 + config.max_reasks), config.max_tokens,
-                         input_tokens + config.rounds * config.max_tokens, f"review-instruct {seeds} seeds x {per} calls")
+                         input_tokens + config.rounds * config.max_tokens,
+                         f"review-instruct {seeds} seeds x {per} calls")

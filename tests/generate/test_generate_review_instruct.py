@@ -14,8 +14,9 @@ from generate.agents import ParseError
 from generate.prompts import render
 from generate.review_instruct.algorithm import ReviewInstructBackends, review_instruct_conversation
 from generate.review_instruct.config import ReviewInstructConfig
-from generate.review_instruct.steps import (BREADTH, CHAIRMAN_FORMAT, DEPTH, REVIEWER_FORMAT, UNREVIEWED, breadth_or_depth,
-                                            parse_candidate_output, parse_chairman_output, parse_reviewer_output)
+from generate.review_instruct.steps import (BREADTH, CHAIRMAN_FORMAT, DEPTH, REVIEWER_FORMAT, UNREVIEWED,
+                                            breadth_or_depth, parse_candidate_output, parse_chairman_output,
+                                            parse_reviewer_output)
 from generate.seeds import SeedPrompt
 from rm.scorer import LockedScorer
 
