@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import record  # noqa: E402
 from chat.backends.scripted import ScriptedBackend  # noqa: E402
 from chat.runner import read_records  # noqa: E402
-from generate.coevol import CoevolBackends  # noqa: E402
-from generate.coevol_config import CoevolConfig  # noqa: E402
-from generate.coevol_run import coevol_report, run_coevol  # noqa: E402
+from generate.coevol.algorithm import CoevolBackends  # noqa: E402
+from generate.coevol.config import CoevolConfig  # noqa: E402
+from generate.coevol.run import coevol_report, run_coevol  # noqa: E402
 from generate.prompts import render  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "seeds" / "self_instruct_seed_tasks.jsonl"

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import record  # noqa: E402
 from chat.backends.scripted import ScriptedBackend  # noqa: E402
 from chat.runner import read_records  # noqa: E402
-from generate.mimg import MimgBackends  # noqa: E402
-from generate.mimg_config import MimgConfig  # noqa: E402
-from generate.mimg_run import chains_path, qas_path, run_mimg  # noqa: E402
+from generate.mimg.algorithm import MimgBackends  # noqa: E402
+from generate.mimg.config import MimgConfig  # noqa: E402
+from generate.mimg.run import chains_path, qas_path, run_mimg  # noqa: E402
 from generate.prompts import render  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multihop"

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.results import record  # noqa: E402
 from chat.runner import read_records, seed_log_path  # noqa: E402
-from generate.config import ReviewInstructConfig  # noqa: E402
-from generate.review_run import run_review_instruct  # noqa: E402
+from generate.review_instruct.config import ReviewInstructConfig  # noqa: E402
+from generate.review_instruct.run import run_review_instruct  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "seeds" / "self_instruct_seed_tasks.jsonl"
 TARGET = 0.5

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.results import record  # noqa: E402
 from chat.backends.scripted import ScriptedBackend  # noqa: E402
 from chat.formats import load_conversations  # noqa: E402
-from generate.config import SediConfig  # noqa: E402
-from generate.sedi import SediBackends, run_sedi  # noqa: E402
+from generate.sedi.algorithm import SediBackends  # noqa: E402
+from generate.sedi.config import SediConfig  # noqa: E402
+from generate.sedi.run import run_sedi  # noqa: E402
 from generate.stats import generation_stats  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seeds"

@@ -7,12 +7,12 @@ import importlib
 
 from chat.registry import REGISTRIES
 
-#: Modules that fill each registry when imported.
+#: What fills each registry: modules that fill it when imported, or `module:function` called once imported.
 REGISTRY_MODULES = {
     "backends": ("chat.backends",),
     "formats": ("chat.formats",),
     "judges": ("judge.llm", "judge.rm_judge"),
-    "generators": ("generate.review_run", "generate.sedi", "generate.coevol_run", "generate.mimg_run"),
+    "generators": ("generate.registry:load_generators",),
     "models": ("chat.embedded",),
 }
 
@@ -24,8 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def list_registry(args: argparse.Namespace) -> int:
-    for module_name in REGISTRY_MODULES[args.what]:
-        importlib.import_module(module_name)
+    for loader in REGISTRY_MODULES[args.what]:
+        module_name, _, function = loader.partition(":")
+        module = importlib.import_module(module_name)
+        if function:
+            getattr(module, function)()
     if args.what == "models":
         return list_models()
     entries = list(REGISTRIES[args.what].describe())

@@ -1,1 +1,1 @@
-"""RM-guided data generation: Review-Instruct, SeDi-Instruct, CoEvol and MIMG (docs/methods.md, one section each)."""
+"""RM-guided data generation: one package per method (docs/methods.md), each registered once in generate.registry."""

@@ -1,4 +1,5 @@
-"""The settings that decide a generator's records, for the safe-resume fingerprint (`chat.runner.fingerprint`)."""
+"""Settings every generator shares: the default backends, and the settings that decide a generator's records
+for the safe-resume fingerprint (`chat.runner.fingerprint`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from typing import Any, Iterable
 from chat.runner import config_settings
 from chat.runner.fingerprint import RUN_KNOBS
 from generate.prompts import PROMPT_VERSION
+
+
+def default_backends() -> dict[str, Any]:
+    """Every role on the embedded local model unless the config names backends."""
+    return {"default": {"kind": "local", "model": "embedded"}}
 
 
 def generator_settings(config: Any, knobs: Iterable[str] = ()) -> dict[str, Any]:

@@ -134,37 +134,27 @@ def estimate_judge(ctx: StageContext) -> Estimate:
     return with_tokens(estimate, config.max_tokens, 200)
 
 
-def review_instruct_calls(config: Any) -> int:
-    """Calls per conversation: R x (candidate + N reviewers + chairman), docs/methods.md, Review-Instruct; the no-review
-    ablation drops the reviewers; without `ask_after_last_round` the last chairman call is skipped."""
-    reviewers = config.reviewers if config.review else 0
-    return config.rounds * (1 + reviewers + 1) - (0 if config.ask_after_last_round else 1)
-
-
 def estimate_generate(ctx: StageContext) -> Estimate:
-    from generate.config import ReviewInstructConfig, SediConfig
+    """Each generator the section names, by its registered `expected_calls` (generate.registry)."""
+    from pipeline.stages import generate_section
 
-    if not ctx.config.sections["generate"]:
+    section, generators = generate_section(ctx)
+    if not section:
         return Estimate(items="no generate section", note="skipped")
     total = Estimate()
-    seeds = ctx.input_path("generate", "seeds")
     notes = []
-    if "review_instruct" in ctx.config.sections["generate"]:
-        config = ctx.options("generate", ReviewInstructConfig, "review_instruct", rm=None)
-        rows, size = count_rows(seeds, config.limit)
-        per = review_instruct_calls(config)
-        if rows is not None:
-            part = Estimate(calls=rows * per, max_calls=rows * per * (1 + config.max_reasks))
-            total.add(with_tokens(part, config.max_tokens, size + config.rounds * config.max_tokens))
-            notes.append(f"review-instruct {rows} seeds x {per} calls")
-    if "sedi" in ctx.config.sections["generate"]:
-        config = ctx.options("generate", SediConfig, "sedi", rm=None)
-        requests = config.iterations * config.requests_per_iteration
-        responses_max = requests * config.instructions_per_call
-        part = Estimate(calls=requests + responses_max / 2, max_calls=requests + responses_max)
-        total.add(with_tokens(part, config.max_tokens, config.seed_examples * 40))
-        notes.append(f"{config.mode} {requests} generation calls + up to {responses_max} responses")
-    total.items = f"{count_rows(seeds)[0]} seeds"
+    inputs: dict[str, str] = {}
+    for generator in generators:
+        config = ctx.options("generate", generator.config, generator.section, rm=None)
+        path = ctx.input_path("generate", generator.input.key)
+        inputs.setdefault(path, generator.input.name)
+        rows, size = count_rows(path, config.limit)
+        expected = generator.expected_calls(config, rows, size)
+        if expected is not None:
+            part = Estimate(calls=expected.calls, max_calls=expected.max_calls)
+            total.add(with_tokens(part, expected.max_tokens, expected.input_tokens))
+            notes.append(expected.note)
+    total.items = "; ".join(f"{count_rows(path)[0]} {kind}" for path, kind in inputs.items())
     total.note = "; ".join(notes)
     return total
 

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
+import shutil
 from typing import Any
 
 from pipeline.config import STAGES
-from pipeline.stages import StageContext, StageOutcome
+from pipeline.stages import StageContext, StageOutcome, pipeline_generators
 
 #: Sample MUSIC pairs and generated conversations the report shows in full.
 SAMPLES = 2
-#: The generate stage's outputs that hold generated conversations.
-GENERATORS = ("review_instruct", "sedi")
 
 #: Registered models whose numbers the report qualifies, with what to say about them (keys: chat.embedded names).
 SMALL_MODELS = {
@@ -35,11 +33,16 @@ SMALL_MODELS = {
               "dozen pairs: its accuracy, the RM judge and the RM scores of generated data are a small RM's, "
               "not the paper's Gemma-2-9B RM",
 }
-#: The stages whose LLM roles the label block names, with where their backends are configured.
+#: The stages whose LLM roles the label block names, with where their backends are configured; the generate
+#: stage's generators follow (`llm_sections`).
 LLM_SECTIONS = (("augment", "config", "MUSIC pairs"), ("bon", "", "best-of-N policy, user and judge"),
-                ("judge", "config", "LLM-judge verdicts"),
-                ("generate", "review_instruct", "Review-Instruct conversations"),
-                ("generate", "sedi", "SeDi instructions"))
+                ("judge", "config", "LLM-judge verdicts"))
+
+
+def llm_sections() -> list[tuple[str, str, str]]:
+    """LLM_SECTIONS, then each generator the generate stage can run, under its section key."""
+    return [*LLM_SECTIONS, *(("generate", generator.section, generator.produces)
+                             for generator in pipeline_generators())]
 
 
 def read_markers(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -63,7 +66,7 @@ def llm_models(ctx: StageContext) -> dict[str, list[str]]:
     the embedded model)."""
     config = ctx.config
     made: dict[str, list[str]] = {}
-    for stage, key, what in LLM_SECTIONS:
+    for stage, key, what in llm_sections():
         if (key not in config.sections[stage] and key != "config") or not (key or config.sections[stage]):
             continue
         backends = ((config.stage_options(stage, key).get("backends") if key
@@ -271,8 +274,9 @@ def sample_lines(markers: dict[str, dict[str, Any]]) -> list[str]:
                   "gives the seed pair's own rejected answer, where marked).", ""]
         for number, pair in enumerate(pairs, 1):
             lines += pair_lines(pair, number)
+    sections = {generator.section for generator in pipeline_generators()}
     outputs = {name: path for name, path in ((markers.get("generate") or {}).get("outputs") or {}).items()
-               if name in GENERATORS}
+               if name in sections}
     conversations = pick_conversations(outputs)
     if outputs:
         lines += ["## Sample generated conversations", ""]

@@ -657,36 +657,50 @@ def run_judge(ctx: StageContext) -> StageOutcome:
     return outcome
 
 
+def pipeline_generators() -> list[Any]:
+    """The registered generators the generate stage can run: those with one kept/dropped runner result
+    (`FilteredRunResult`), each named by its section key (generate.registry)."""
+    from generate.registry import load_generators
+
+    return [generator for generator in load_generators() if issubclass(generator.result, FilteredRunResult)]
+
+
+def generate_section(ctx: StageContext) -> tuple[dict[str, Any], list[Any]]:
+    """The generate section and the generators it names, in registry order; its keys are each generator's section,
+    the input keys of their input kinds, and `embeddings`."""
+    generators = pipeline_generators()
+    inputs = dict.fromkeys(generator.input.key for generator in generators)
+    section = ctx.section("generate", (*inputs, *(generator.section for generator in generators), "embeddings"))
+    named = [generator for generator in generators if generator.section in section]
+    if section and not named:
+        raise ConfigError(f"{ctx.config.source}: generate: name "
+                          f"{' and/or '.join(generator.section for generator in generators)}")
+    return section, named
+
+
 def run_generate(ctx: StageContext) -> StageOutcome:
-    """Review-Instruct and SeDi-Instruct with the trained RM as reviewer and filter (docs/methods.md, both sections)."""
-    from generate.config import ReviewInstructConfig, SediConfig
-    from generate.review_run import run_review_instruct
-    from generate.sedi import run_sedi
+    """The registered generators the section names (Review-Instruct, SeDi-Instruct, CoEvol) with the trained RM as
+    reviewer, filter or judge (docs/methods.md, each method's section)."""
     from generate.stats import stats_for_file
 
-    section = ctx.section("generate", ("seeds", "review_instruct", "sedi", "embeddings"))
+    section, generators = generate_section(ctx)
     if not section:
         return StageOutcome(counts={"skipped": "no generate section in the config"})
-    if "review_instruct" not in section and "sedi" not in section:
-        raise ConfigError(f"{ctx.config.source}: generate: name review_instruct and/or sedi")
-    seeds = ctx.input_path("generate", "seeds")
     directory = ctx.stage_dir("generate")
     directory.mkdir(parents=True, exist_ok=True)
     rm = str(ctx.reward_model)
-    jobs: dict[str, tuple[type, Callable[..., FilteredRunResult]]] = {
-        "review_instruct": (ReviewInstructConfig, run_review_instruct), "sedi": (SediConfig, run_sedi)}
     outcome = StageOutcome()
     summaries = []
-    for name, (cls, run_job) in jobs.items():
-        if name not in section:
-            continue
+    for generator in generators:
+        name = generator.section
+        inputs = ctx.input_path("generate", generator.input.key)
         options = ctx.config.stage_options("generate", name)
-        config = ctx.build(cls, {"rm": rm, **options}, f"generate.{name}")
+        config = ctx.build(generator.config, {"rm": rm, **options}, f"generate.{name}")
         output = directory / f"{name}.jsonl"
-        result = run_job(seeds, output, config, progress=ctx.progress)
+        result = generator.run(inputs, output, config, progress=ctx.progress)
         summaries.append(result.summary)
         outcome.outputs[name] = str(output)
-        outcome.counts[name] = filtered_counts(result, "iterations" if name == "sedi" else "seeds")
+        outcome.counts[name] = filtered_counts(result, generator.unit)
         if not check_summary(outcome, result.summary, f"generate {name}").complete:
             outcome.usage = usage_of(*summaries)
             return outcome

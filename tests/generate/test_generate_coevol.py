@@ -10,10 +10,10 @@ import pytest
 from chat.agents import ParseError
 from chat.backends.scripted import ScriptedBackend
 from chat.conversation import Conversation, Message
-from generate.coevol import CoevolBackends, refine_conversation
-from generate.coevol_config import CoevolConfig
-from generate.coevol_run import run_coevol
-from generate.coevol_steps import (JUDGE_FORMAT, NEW, OLD, TIE, advisor_format, context_window, format_debater_input,
+from generate.coevol.algorithm import CoevolBackends, refine_conversation
+from generate.coevol.config import CoevolConfig
+from generate.coevol.run import run_coevol
+from generate.coevol.steps import (JUDGE_FORMAT, NEW, OLD, TIE, advisor_format, context_window, format_debater_input,
                                    format_free_debate_input, format_judge_input, merge_verdicts, parse_advisor_output,
                                    parse_editor_output, parse_judge_output, parse_review_output)
 from generate.prompts import render

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from chat.config import build_config, load_yaml
-from generate.coevol import STOP_REASONS
-from generate.coevol_config import CoevolConfig
-from generate.coevol_run import run_coevol
+from generate.coevol.algorithm import STOP_REASONS
+from generate.coevol.config import CoevolConfig
+from generate.coevol.run import run_coevol
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,11 @@ import pytest
 from generate_helpers import alpaca_seeds
 
 from chat.config import build_config, load_yaml
-from generate.config import ReviewInstructConfig, SediConfig
 from chat.runner import seed_log_path
-from generate.review_run import run_review_instruct
-from generate.sedi import iteration_log_path, run_sedi
+from generate.review_instruct.config import ReviewInstructConfig
+from generate.review_instruct.run import run_review_instruct
+from generate.sedi.config import SediConfig
+from generate.sedi.run import iteration_log_path, run_sedi
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,10 @@ from chat.agents import ParseError
 from chat.backends.scripted import ScriptedBackend
 from chat.conversation import Document
 from generate.documents import Chunk, approx_tokens, chunk_document
-from generate.mimg import MimgBackends, SingleHopQA, merge_chain, single_hop_chunk
-from generate.mimg_config import MimgConfig
-from generate.mimg_run import chains_path, qas_path, run_mimg
-from generate.mimg_sampling import nearest_neighbours
-from generate.mimg_steps import (ANSWER_FORMAT, MERGE_FORMAT, VERIFY_FORMAT, dangling_reference, format_answer_input,
+from generate.mimg.algorithm import MimgBackends, SingleHopQA, merge_chain, nearest_neighbours, single_hop_chunk
+from generate.mimg.config import MimgConfig
+from generate.mimg.run import chains_path, qas_path, run_mimg
+from generate.mimg.steps import (ANSWER_FORMAT, MERGE_FORMAT, VERIFY_FORMAT, dangling_reference, format_answer_input,
                                  format_merge_input, format_question_input, format_verify_input, parse_answer_output,
                                  parse_merge_output, parse_question_output, parse_verify_output, question_format)
 from generate.prompts import render

@@ -9,8 +9,8 @@ import pytest
 from test_generate_mimg import FakeMimg, backends_of
 
 from chat.config import build_config, load_yaml
-from generate.mimg_config import MimgConfig
-from generate.mimg_run import chains_path, qas_path, run_mimg
+from generate.mimg.config import MimgConfig
+from generate.mimg.run import chains_path, qas_path, run_mimg
 
 pytestmark = pytest.mark.slow
 

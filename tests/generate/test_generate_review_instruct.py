@@ -11,11 +11,12 @@ from generate_helpers import FakeAgents, FakeRM, agents_backend, role_of
 from chat.backends.scripted import ScriptedBackend
 from chat.conversation import Message
 from generate.agents import ParseError
-from generate.config import ReviewInstructConfig
 from generate.prompts import render
-from generate.review_instruct import ReviewInstructBackends, review_instruct_conversation
-from generate.review_steps import (BREADTH, CHAIRMAN_FORMAT, DEPTH, REVIEWER_FORMAT, UNREVIEWED, breadth_or_depth,
-                                   parse_candidate_output, parse_chairman_output, parse_reviewer_output)
+from generate.review_instruct.algorithm import ReviewInstructBackends, review_instruct_conversation
+from generate.review_instruct.config import ReviewInstructConfig
+from generate.review_instruct.steps import (BREADTH, CHAIRMAN_FORMAT, DEPTH, REVIEWER_FORMAT, UNREVIEWED,
+                                            breadth_or_depth, parse_candidate_output, parse_chairman_output,
+                                            parse_reviewer_output)
 from generate.seeds import SeedPrompt
 from rm.scorer import LockedScorer
 

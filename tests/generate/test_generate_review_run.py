@@ -9,10 +9,10 @@ from generate_helpers import FakeAgents, FakeRM, agents_backend, alpaca_seeds, w
 from chat.cli import main
 from chat.conversation import Conversation
 from chat.formats import read_records
-from generate.config import ReviewInstructConfig
-from generate.review_instruct import ReviewInstructBackends
 from chat.runner import seed_log_path
-from generate.review_run import run_review_instruct
+from generate.review_instruct.algorithm import ReviewInstructBackends
+from generate.review_instruct.config import ReviewInstructConfig
+from generate.review_instruct.run import run_review_instruct
 
 
 def run(tmp_path, source, agents=None, rm=None, **values):

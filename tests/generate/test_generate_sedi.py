@@ -11,12 +11,13 @@ from generate_helpers import write_jsonl
 
 from chat.backends.base import Completion
 from chat.backends.scripted import ScriptedBackend
-from generate.config import SediConfig
+from generate.agents import ParseError
 from generate.export import export_file
 from generate.rouge import rouge_l
-from generate.sedi import SediBackends, iteration_log_path, run_sedi
-from generate.agents import ParseError
-from generate.sedi_steps import generation_format, instruction_filter_reason, parse_generated_instructions
+from generate.sedi.algorithm import SediBackends
+from generate.sedi.config import SediConfig
+from generate.sedi.run import iteration_log_path, run_sedi
+from generate.sedi.steps import generation_format, instruction_filter_reason, parse_generated_instructions
 
 WORDS = ("river mountain poem budget recipe python essay planet history letter summary story riddle email "
          "garden theorem market song travel chess").split()

@@ -96,7 +96,8 @@ def test_cli_reports_a_bad_config_in_one_line_with_exit_2(tmp_path, capsys):
 
 def test_the_demo_runs_music_as_the_paper_describes_with_every_llm_role_on_the_embedded_model():
     from augment.config import MusicConfig
-    from generate.config import ReviewInstructConfig, SediConfig
+    from generate.review_instruct.config import ReviewInstructConfig
+    from generate.sedi.config import SediConfig
     from judge.config import JudgeConfig
 
     ctx = StageContext(PipelineConfig.load(REPO_ROOT / "configs" / "pipeline" / "demo.yaml"))

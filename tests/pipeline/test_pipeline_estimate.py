@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from generate.review_instruct.algorithm import calls_per_conversation
 from pipeline.config import STAGES, PipelineConfig
-from pipeline.estimate import bon_calls, estimate_stage, format_plan, music_calls, review_instruct_calls
+from pipeline.estimate import bon_calls, estimate_stage, format_plan, music_calls
 from pipeline.stages import StageContext
 from pipeline_helpers import REPO_ROOT, config_values, write_config
 
@@ -32,7 +33,7 @@ def test_music_calls_follow_the_algorithm():
     (2, 3, True, True, 10), (2, 3, False, True, 4), (2, 3, True, False, 9), (1, 1, True, True, 3)])
 def test_review_instruct_calls_per_conversation(rounds, reviewers, review, ask_last, expected):
     config = SimpleNamespace(rounds=rounds, reviewers=reviewers, review=review, ask_after_last_round=ask_last)
-    assert review_instruct_calls(config) == expected
+    assert calls_per_conversation(config) == expected
 
 
 def test_stage_estimates_of_a_config(tmp_path):

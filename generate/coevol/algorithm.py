@@ -13,12 +13,13 @@ from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.filters import PARSE_FAILURE
 from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate
-from generate.coevol_config import CoevolConfig
-from generate.coevol_steps import (CRITICAL, JUDGE_FORMAT, NEW, OLD, POSITIVE, TIE, DebateTurn, advisor_format, context_window, format_advisor_input,
-                                   format_debater_input, format_editor_input, format_free_debate_input,
-                                   format_judge_input, merge_verdicts, parse_advisor_output, parse_editor_output,
-                                   parse_judge_output, parse_review_output)
+from generate.coevol.config import CoevolConfig
+from generate.coevol.steps import (CRITICAL, JUDGE_FORMAT, NEW, OLD, POSITIVE, TIE, DebateTurn, advisor_format,
+                                   context_window, format_advisor_input, format_debater_input, format_editor_input,
+                                   format_free_debate_input, format_judge_input, merge_verdicts, parse_advisor_output,
+                                   parse_editor_output, parse_judge_output, parse_review_output)
 from generate.prompts import PROMPT_VERSION
+from generate.registry import ExpectedCalls
 from rm.scorer import LockedScorer
 
 T = TypeVar("T")
@@ -219,3 +220,22 @@ async def refine_conversation(conversation: Conversation, backends: CoevolBacken
                        "agents": backends.names()},
             "prompt_version": PROMPT_VERSION, "reasks": step.reasks, "usage": usage}
     return CoevolResult(Conversation(messages, id=conversation.id, meta=meta), turns, usage, step.reasks)
+
+
+def calls_per_iteration(config: CoevolConfig) -> int:
+    """docs/methods.md, CoEvol steps 1-5: 2 debaters x 2 stages, the advisor, the editor and the judge's 2 orders
+    (none with the RM judge)."""
+    return 2 + 2 + 1 + 1 + (2 if config.judge == "llm" else 0)
+
+
+def expected_calls(config: CoevolConfig, conversations: int | None, input_tokens: float) -> ExpectedCalls | None:
+    """One iteration per input's first assistant turn (a refinement stops at the first edit that is not better);
+    at most `iterations` per turn, each step allowed `max_reasks` re-asks. Multi-turn inputs refine every turn,
+    so their real counts are higher. None when the inputs are unknown."""
+    if conversations is None:
+        return None
+    per = calls_per_iteration(config)
+    return ExpectedCalls(conversations * per, conversations * per * config.iterations * (1 + config.max_reasks),
+                         config.max_tokens, input_tokens + 4 * config.max_words,
+                         f"coevol {conversations} conversations x {per} calls per turn and iteration "
+                         f"(<= {config.iterations} iterations)")

@@ -19,10 +19,9 @@ from typing import Any
 from chat.agents import count_usage
 from chat.backends import configured_backends
 from chat.runner import FilteredRunResult, backend_identities, check_settings, claim_output, run_filtered
-from generate.config import ReviewInstructConfig
-from generate.registry import GENERATORS
-from generate.review_instruct import (ConversationResult, ReviewInstructBackends,
-                                      review_conversation_id, review_instruct_conversation)
+from generate.review_instruct.algorithm import (ConversationResult, ReviewInstructBackends, review_conversation_id,
+                                                review_instruct_conversation)
+from generate.review_instruct.config import ReviewInstructConfig
 from generate.run_settings import generator_settings
 from generate.seeds import SeedPrompt, read_seed_records, seed_prompts
 from rm.scorer import optional_scorer
@@ -45,8 +44,6 @@ def seed_outcome(result: ConversationResult) -> dict[str, Any]:
             "rounds": result.rounds, "usage": result.usage}
 
 
-@GENERATORS.register("review-instruct", "Review-Instruct: Candidate / Reviewers / Chairman multi-turn synthesis "
-                                        "with the RM as reviewer and filter (docs/methods.md, Review-Instruct)")
 async def run_review_instruct_async(input_path: str | Path, output: str | Path, config: ReviewInstructConfig, *,
                                     backends: ReviewInstructBackends | None = None, rm: Any = None,
                                     progress: bool = True, handle_sigint: bool = True,
@@ -88,15 +85,3 @@ def run_review_instruct(input_path: str | Path, output: str | Path, config: Revi
                         **kwargs: Any) -> FilteredRunResult:
     """Synchronous `run_review_instruct_async`."""
     return asyncio.run(run_review_instruct_async(input_path, output, config, **kwargs))
-
-
-def format_generate_summary(result: FilteredRunResult, what: str) -> str:
-    """The generator-specific lines the CLI prints after the runner's summary."""
-    dropped = result.dropped
-    lines = [f"{what} kept this run: {result.kept}; dropped: {sum(dropped.values())}"
-             + (f" ({', '.join(f'{reason} {count}' for reason, count in dropped.items())})" if dropped else "")]
-    cost = result.per_kept()
-    if cost is not None:
-        lines.append(f"per kept {what.rstrip('s')}: {cost['llm_calls']:.2f} LLM calls, {cost['tokens']:.0f} tokens")
-    lines.append(f"{result.kept_total} {what} in {result.output}")
-    return "\n".join(lines)

@@ -12,12 +12,13 @@ from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.gather import gather_or_cancel
 from generate.agents import StepFailed, ask_step, check_degenerate
-from generate.config import ReviewInstructConfig
 from generate.prompts import PROMPT_VERSION
-from generate.review_steps import (CHAIRMAN_FORMAT, NEGATIVE, POSITIVE, REVIEWER_FORMAT, Review,
-                                   breadth_or_depth, format_candidate_input, format_chairman_input,
-                                   format_reviewer_input, parse_candidate_output, parse_chairman_output,
-                                   parse_reviewer_output)
+from generate.registry import ExpectedCalls
+from generate.review_instruct.config import ReviewInstructConfig
+from generate.review_instruct.steps import (CHAIRMAN_FORMAT, NEGATIVE, POSITIVE, REVIEWER_FORMAT, Review,
+                                            breadth_or_depth, format_candidate_input, format_chairman_input,
+                                            format_reviewer_input, parse_candidate_output, parse_chairman_output,
+                                            parse_reviewer_output)
 from generate.seeds import SeedPrompt
 from rm.scorer import LockedScorer
 
@@ -157,3 +158,20 @@ async def review_instruct_conversation(seed: SeedPrompt, backends: ReviewInstruc
                                       detail=f"lowest turn reward {min(turn_scores):.3f} < {config.rm_filter_threshold}")
     conversation.meta = meta
     return ConversationResult(seed.id, step.usage.to_dict(), step.reasks, conversation=conversation, rounds=rounds)
+
+
+def calls_per_conversation(config: ReviewInstructConfig) -> int:
+    """Calls per conversation: R x (candidate + N reviewers + chairman), docs/methods.md, Review-Instruct; the
+    no-review ablation drops the reviewers; without `ask_after_last_round` the last chairman call is skipped."""
+    reviewers = config.reviewers if config.review else 0
+    return config.rounds * (1 + reviewers + 1) - (0 if config.ask_after_last_round else 1)
+
+
+def expected_calls(config: ReviewInstructConfig, seeds: int | None, input_tokens: float) -> ExpectedCalls | None:
+    """The calls of `seeds` conversations, each step allowed `max_reasks` re-asks; None when the seeds are unknown."""
+    if seeds is None:
+        return None
+    per = calls_per_conversation(config)
+    return ExpectedCalls(seeds * per, seeds * per * (1 + config.max_reasks), config.max_tokens,
+                         input_tokens + config.rounds * config.max_tokens,
+                         f"review-instruct {seeds} seeds x {per} calls")

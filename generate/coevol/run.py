@@ -21,14 +21,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from chat.agents import count_usage
-from chat.backends import aclose_backends, build_backends
-from chat.backends.base import UsageLedger
+from chat.backends import configured_backends
 from chat.conversation import Conversation, PreferencePair
-from chat.runner import (FilteredRunResult, backend_identities, check_settings, claim_output, iter_records, run_jobs,
-                         summary_path, write_json_atomic)
-from generate.coevol import CoevolBackends, CoevolResult, refinable_turns, refine_conversation
-from generate.coevol_config import CoevolConfig
-from generate.registry import GENERATORS
+from chat.runner import (FilteredRunResult, backend_identities, check_settings, claim_output, format_summary,
+                         iter_records, run_jobs, summary_path, write_json_atomic)
+from generate.coevol.algorithm import CoevolBackends, CoevolResult, refinable_turns, refine_conversation
+from generate.coevol.config import CoevolConfig
 from generate.run_settings import generator_settings
 from generate.seeds import read_seed_records
 from rm.scorer import optional_scorer
@@ -93,8 +91,6 @@ def coevol_report(output: str | Path) -> dict[str, Any]:
     return report
 
 
-@GENERATORS.register("coevol", "CoEvol: debate / advisor / editor / judge response refinement, LLM or RM judge "
-                               "(docs/methods.md, CoEvol)")
 async def run_coevol_async(input_path: str | Path, output: str | Path, config: CoevolConfig, *,
                            backends: CoevolBackends | None = None, rm: Any = None, progress: bool = True,
                            handle_sigint: bool = True, overwrite: bool = False) -> FilteredRunResult:
@@ -103,15 +99,12 @@ async def run_coevol_async(input_path: str | Path, output: str | Path, config: C
     An `output` written with other settings is refused unless `overwrite` (which starts it over)."""
     output = Path(output)
     counters: Counter = Counter()
-    ledger = UsageLedger()
     # every input is read first: a bad row fails before any model is loaded, any LLM call or any output
     inputs = list(coevol_inputs(input_path, config, counters))
     scorer = optional_scorer(rm, config.rm, config.rm_device)
-    built: dict[str, Any] = {}
     if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
         check_settings(output, generator_settings(config))
-    try:
-        built = build_backends(config.backends, ledger) if backends is None else {}
+    async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or CoevolBackends.from_roles(built, llm_judge=config.judge == "llm")
         claim_output(output, {**generator_settings(config), **backend_identities(roles)}, overwrite=overwrite)
 
@@ -122,12 +115,9 @@ async def run_coevol_async(input_path: str | Path, output: str | Path, config: C
 
         summary = await run_jobs(inputs, worker, output,
                                  item_id=lambda conversation: conversation.id, concurrency=config.concurrency,
-                                 ledger=ledger if built else None, counters=counters, description="generate coevol",
+                                 ledger=ledger, counters=counters, description="generate coevol",
                                  progress=progress, limit=config.limit, input_name=str(input_path),
                                  handle_sigint=handle_sigint)
-    finally:
-        if built:
-            await aclose_backends(built)
     counters["kept"] = summary.done
     report = coevol_report(output)
     written = json.loads(summary_path(output).read_text(encoding="utf-8"))
@@ -152,3 +142,8 @@ def format_coevol_report(report: dict[str, Any]) -> str:
                      f"{d['median']:+.3f}, min {d['min']:+.3f}, max {d['max']:+.3f}; {d['positive']} up, "
                      f"{d['zero']} same, {d['negative']} down")
     return "\n".join(lines)
+
+
+def format_coevol_run(result: FilteredRunResult, output: str | Path) -> str:
+    """What the CLI prints after a run: the runner's summary, then the refinement report of every record in OUT."""
+    return f"{format_summary(result.summary)}\n{format_coevol_report(coevol_report(output))}"

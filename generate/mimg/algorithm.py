@@ -1,11 +1,17 @@
-"""MIMG: single-hop QAs per chunk, verified, then merged with their nearest QAs into multi-hop QAs (docs/methods.md)."""
+"""MIMG: single-hop QAs per chunk, verified, then merged with their nearest QAs into multi-hop QAs (docs/methods.md).
+
+The steps in order: `single_hop_chunk` (steps 2-3), `RelatedQAs` (step 4), `multi_hop_chain` and `merge_chain`
+(steps 4-5), `training_records` (step 6); the resumable job around them is generate/mimg/run.py.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
+
+import numpy as np
 
 from chat.agents import StepCaller, derive_seed
 from chat.backends.base import ChatBackend
@@ -14,15 +20,20 @@ from chat.filters import PARSE_FAILURE
 from chat.gather import gather_or_cancel
 from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate, first_degenerate
 from generate.documents import Chunk
-from generate.mimg_config import MimgConfig
-from generate.mimg_steps import (ANSWER_FORMAT, MERGE_FORMAT, VERIFY_FORMAT, format_answer_input, format_merge_input,
+from generate.mimg.config import MimgConfig
+from generate.mimg.steps import (ANSWER_FORMAT, MERGE_FORMAT, VERIFY_FORMAT, format_answer_input, format_merge_input,
                                  format_question_input, format_training_prompt, format_verify_input,
                                  parse_answer_output, parse_merge_output, parse_question_output,
                                  parse_verify_output, question_format)
 from generate.prompts import PROMPT_VERSION
+from generate.registry import ExpectedCalls
 
 #: Why a QA was dropped (and `degenerate_text`: its question or answer failed the shared filter).
 UNANSWERABLE, BELOW_THRESHOLD = "unanswerable", "below_threshold"
+#: A chain needs a seed QA and at least one neighbour.
+MIN_CHAIN_QAS = 2
+#: `texts -> [len(texts), d]` unit vectors (generate.diversity.MiniLMEmbedder.encode, or a test fake).
+Embed = Callable[[list[str]], np.ndarray]
 
 
 @dataclass
@@ -121,6 +132,87 @@ async def single_hop_chunk(chunk: Chunk, backends: MimgBackends, config: MimgCon
     return record
 
 
+# -- step 4: sample related questions -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A QA picked for a seed: its index in the QA list and its cosine similarity to the seed."""
+
+    index: int
+    similarity: float
+
+
+def qa_text(question: str, answer: str) -> str:
+    """What is embedded for a QA: the question, then its (short) answer."""
+    return f"{question} {answer}"
+
+
+def nearest_neighbours(vectors: np.ndarray, doc_ids: Sequence[str], seed: int, k: int, kind: str,
+                       questions: Sequence[str] | None = None) -> list[Neighbour]:
+    """The `k` QAs most similar to QA `seed` (cosine of unit vectors [n, d]), most similar first: within the
+    seed's document (kind "indoc") or in other documents ("crossdoc"). The seed itself is never picked, nor
+    (given `questions`) a QA whose question, case-folded, is the seed's or an already picked one's; ties break
+    by index."""
+    similarities = vectors @ vectors[seed]                       # [n]
+    same_doc = np.asarray([doc == doc_ids[seed] for doc in doc_ids])
+    allowed = same_doc if kind == "indoc" else ~same_doc
+    allowed[seed] = False
+    candidates = np.flatnonzero(allowed)
+    picked: list[Neighbour] = []
+    seen = {questions[seed].casefold().strip()} if questions is not None else set()
+    for index in candidates[np.lexsort((candidates, -similarities[candidates]))]:
+        if len(picked) == k:
+            break
+        if questions is not None:
+            key = questions[index].casefold().strip()
+            if key in seen:
+                continue
+            seen.add(key)
+        picked.append(Neighbour(int(index), float(similarities[index])))
+    return picked
+
+
+def seed_indices(count: int, max_seeds: int | None, seed: int) -> list[int]:
+    """Every QA index, or `max_seeds` of them sampled with `seed` (in index order)."""
+    if max_seeds is None or max_seeds >= count:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), max_seeds))
+
+
+@dataclass
+class RelatedQAs:
+    """The kept single-hop QAs that chains draw on, with their "question + short answer" embeddings [n, d]."""
+
+    qas: list[SingleHopQA]
+    vectors: np.ndarray
+    doc_ids: list[str] = field(init=False)
+    questions: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.doc_ids = [qa.doc_id for qa in self.qas]
+        self.questions = [qa.question for qa in self.qas]
+
+    @classmethod
+    def embedded(cls, qas: list[SingleHopQA], embed: Embed | None) -> "RelatedQAs":
+        """The QAs with their embeddings; with fewer than MIN_CHAIN_QAS there is nothing to chain, nor to embed
+        (`embed` may then be None)."""
+        if len(qas) < MIN_CHAIN_QAS:
+            return cls(qas, np.zeros((0, 1), dtype=np.float32))
+        return cls(qas, embed([qa_text(qa.question, qa.short_answer) for qa in qas]))
+
+    def chain_seeds(self, config: MimgConfig) -> list[tuple[int, str]]:
+        """(seed QA index, chain kind) of every chain to merge: every QA or `max_seeds` sampled, each kind."""
+        if len(self.qas) < MIN_CHAIN_QAS:
+            return []
+        return [(index, kind) for index in seed_indices(len(self.qas), config.max_seeds, config.seed)
+                for kind in config.chains]
+
+    def neighbours(self, index: int, kind: str, k: int) -> list[Neighbour]:
+        return nearest_neighbours(self.vectors, self.doc_ids, index, k, kind, self.questions)
+
+
+# -- step 5: merge into multi-hop questions -------------------------------------------------------------
+
 @dataclass
 class MergeStep:
     """One merge of a chain: the QA merged from `sources` (seed first), its verification, kept or why not."""
@@ -182,6 +274,41 @@ async def merge_chain(seed: SingleHopQA, partners: Sequence[SingleHopQA], chunks
 
 
 @dataclass
+class Chain:
+    """One seed QA's chain of one kind: the neighbours sampled for it and every merge step."""
+
+    seed: SingleHopQA
+    kind: str
+    neighbours: list[tuple[SingleHopQA, float]]
+    steps: list[MergeStep]
+    usage: dict[str, Any]
+    reasks: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.seed.id}|{self.kind}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed_qa_id": self.seed.id, "chain": self.kind,
+                "neighbours": [{"qa_id": qa.id, "similarity": round(similarity, 4)}
+                               for qa, similarity in self.neighbours],
+                "steps": [merge.to_dict() for merge in self.steps], "usage": self.usage, "reasks": self.reasks}
+
+
+async def multi_hop_chain(related: RelatedQAs, index: int, kind: str, chunks: Mapping[str, Chunk],
+                          backends: MimgBackends, config: MimgConfig) -> Chain:
+    """docs/methods.md, MIMG steps 4-5 for one seed QA: its `max_hops - 1` nearest QAs of the chain kind, merged
+    into it one at a time (`merge_chain`)."""
+    seed = related.qas[index]
+    neighbours = [(related.qas[n.index], n.similarity) for n in related.neighbours(index, kind, config.max_hops - 1)]
+    steps, usage, reasks = await merge_chain(seed, [qa for qa, _ in neighbours], chunks, backends, config,
+                                             f"{seed.id}|{kind}")
+    return Chain(seed, kind, neighbours, steps, usage, reasks)
+
+
+# -- step 6: write training records ---------------------------------------------------------------------
+
+@dataclass
 class TrainingPassages:
     """Chunks available as distractors: every chunk, by id, in a fixed order."""
 
@@ -217,3 +344,34 @@ def training_record(record_id: str, merge: MergeStep, kind: str, passages: Seque
             "rationale": [qa.answer for qa in merge.sources],
             "meta": {"generator": "mimg", "chain": kind, "score": merge.score,
                      "passage_ids": [c.id for c in passages], "prompt_version": PROMPT_VERSION}}
+
+
+def training_records(chain: Chain, passages: TrainingPassages, config: MimgConfig,
+                     written: Collection[str] = ()) -> list[dict[str, Any]]:
+    """docs/methods.md, MIMG step 6: the training record of each kept merge of a chain (id `seed|kind|hops`), with
+    `distractor_chunks` distractors; records whose id is in `written` are left out."""
+    records = []
+    for merge in chain.steps:
+        record_id = f"{chain.id}|{merge.hops}"
+        if merge.kept and record_id not in written:
+            records.append(training_record(record_id, merge, chain.kind, passages.for_record(
+                record_id, merge.sources, config.distractor_chunks, config.seed)))
+    return records
+
+
+def expected_calls(config: MimgConfig, documents: int | None, input_tokens: float) -> ExpectedCalls | None:
+    """Calls of the config docstring: per chunk 1 question call + per question 1 answer + 1 verification; per
+    seed QA and chain kind (max_hops - 1) x (1 merge + 1 verification when `verify_merged`), every QA kept and
+    every merge passing (an upper figure: real chains stop early). Chunks per document: its mean size over
+    `chunk_tokens`. None when the documents are unknown here."""
+    if documents is None:
+        return None
+    chunks = documents * max(1, -(-int(input_tokens) // config.chunk_tokens))
+    single_hop = chunks * (1 + 2 * config.max_questions)
+    qas = chunks * config.max_questions
+    seeds = qas if config.max_seeds is None else min(qas, config.max_seeds)
+    multi_hop = seeds * len(config.chains) * (config.max_hops - 1) * (2 if config.verify_merged else 1)
+    calls = single_hop + multi_hop
+    return ExpectedCalls(calls, calls * (1 + config.max_reasks), config.max_tokens,
+                         min(input_tokens, config.chunk_tokens),
+                         f"mimg ~{chunks} chunks: {single_hop} single-hop + up to {multi_hop} multi-hop calls")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chat.errors import ConfigError
 from chat.config import check_backend_roles, check_run_fields
-from generate.config import default_backends
+from chat.errors import ConfigError
+from generate.run_settings import default_backends
 
 #: How the judge compares the old and the edited response.
 COEVOL_JUDGES = ("llm", "rm")

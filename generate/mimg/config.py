@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chat.errors import ConfigError
 from chat.config import check_backend_roles, check_run_fields
-from generate.config import default_backends
+from chat.errors import ConfigError
+from generate.run_settings import default_backends
 
 #: The two ways a seed QA is chained (docs/methods.md, MIMG step 4): neighbours in the same document, or in
 #: other documents.

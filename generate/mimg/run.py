@@ -17,7 +17,6 @@ run only join chains started after them.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +24,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from chat.backends import aclose_backends, build_backends
+from chat.backends import configured_backends
 from chat.backends.base import UsageLedger
 from chat.runner import (JsonlSink, RunSummary, backend_identities, check_settings, claim_output, encode_record,
-                         iter_records, run_jobs, summary_path, write_json_atomic)
-from generate.documents import chunk_documents, read_documents
-from generate.mimg import (MimgBackends, SingleHopQA, TrainingPassages, merge_chain, single_hop_chunk,
-                           training_record)
-from generate.mimg_config import MimgConfig
-from generate.mimg_sampling import Embed, nearest_neighbours, qa_text
-from generate.registry import GENERATORS
+                         format_summary, iter_records, run_jobs, summary_path, write_json_atomic)
+from generate.documents import Chunk, chunk_documents, read_documents
+from generate.mimg.algorithm import (MIN_CHAIN_QAS, Embed, MimgBackends, RelatedQAs, SingleHopQA, TrainingPassages,
+                                     multi_hop_chain, single_hop_chunk, training_records)
+from generate.mimg.config import MimgConfig
 from generate.run_settings import generator_settings
 
 
@@ -80,15 +77,6 @@ def kept_single_hop_qas(path: Path, chunk_ids: set[str]) -> list[SingleHopQA]:
             if row["id"] in chunk_ids for qa in row.get("qas", []) if qa.get("kept")]
 
 
-def seed_indices(count: int, max_seeds: int | None, seed: int) -> list[int]:
-    """Every QA index, or `max_seeds` of them sampled with `seed` (in index order)."""
-    if max_seeds is None or max_seeds >= count:
-        return list(range(count))
-    return sorted(random.Random(seed).sample(range(count), max_seeds))
-
-
-@GENERATORS.register("mimg", "MIMG: single-hop QAs per chunk, verification, embedding neighbours, multi-hop merger "
-                             "(docs/methods.md, MIMG)")
 async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | Path, config: MimgConfig, *,
                          backends: MimgBackends | None = None, embed: Embed | None = None, progress: bool = True,
                          handle_sigint: bool = True, overwrite: bool = False) -> MimgRunResult:
@@ -100,14 +88,11 @@ async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | 
     documents = read_documents(paths, format=config.input_format, on_error=config.input_on_error, limit=config.limit)
     chunks = chunk_documents(documents, config.chunk_tokens)
     chunk_map = {chunk.id: chunk for chunk in chunks}
-    ledger = UsageLedger()
-    built: dict[str, Any] = {}
     multi_hop: RunSummary | None = None
     sinks = ("", ".qas.jsonl", ".chains.jsonl")
     if not overwrite:          # refused before any model is loaded; the backends' identities are checked next
         check_settings(output, generator_settings(config), sinks=sinks)
-    try:
-        built = build_backends(config.backends, ledger) if backends is None else {}
+    async with configured_backends(config.backends, build=backends is None) as (built, ledger):
         roles = backends or MimgBackends.from_roles(built)
         claim_output(output, {**generator_settings(config), **backend_identities(roles)}, overwrite=overwrite,
                      sinks=sinks)
@@ -116,17 +101,14 @@ async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | 
             return await single_hop_chunk(chunk, roles, config)
 
         single_hop = await run_jobs(chunks, single_hop_worker, qas_path(output), item_id=lambda chunk: chunk.id,
-                                    concurrency=config.concurrency, ledger=ledger if built else None,
+                                    concurrency=config.concurrency, ledger=ledger,
                                     description="generate mimg: single-hop QAs", progress=progress,
                                     input_name=", ".join(map(str, paths)), handle_sigint=handle_sigint)
         # merges sample neighbours from every kept single-hop QA: with chunks still failed, the pool is
         # incomplete and the chains would differ from those of a complete run, so they wait for the rerun
         if not single_hop.interrupted and not single_hop.errors:
-            multi_hop = await _multi_hop_stage(output, config, roles, chunk_map, embed, ledger if built else None,
-                                               progress, handle_sigint)
-    finally:
-        if built:
-            await aclose_backends(built)
+            multi_hop = await _multi_hop_stage(output, config, roles, chunk_map, embed, ledger, progress,
+                                               handle_sigint)
     report = mimg_report(output)
     write_json_atomic(summary_path(output), {"single_hop": single_hop.to_dict(),
                                              "multi_hop": multi_hop.to_dict() if multi_hop else None,
@@ -134,40 +116,27 @@ async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | 
     return MimgRunResult(single_hop, multi_hop, output, report)
 
 
-async def _multi_hop_stage(output: Path, config: MimgConfig, roles: MimgBackends, chunk_map: dict[str, Any],
+async def _multi_hop_stage(output: Path, config: MimgConfig, roles: MimgBackends, chunk_map: dict[str, Chunk],
                            embed: Embed | None, ledger: UsageLedger | None, progress: bool,
                            handle_sigint: bool) -> RunSummary:
-    """docs/methods.md, MIMG steps 4-5: embed the kept QAs, pick each seed's nearest QAs per chain kind, merge and
-    verify."""
+    """Stage 2 over the kept QAs of the stage-1 sink: one chain per (seed QA, kind) (docs/methods.md, MIMG steps
+    4-6), its log line to OUT.chains.jsonl and its training records to OUT."""
     qas = kept_single_hop_qas(qas_path(output), set(chunk_map))
-    vectors = np.zeros((0, 1), dtype=np.float32)
-    if len(qas) >= 2:
-        vectors = (embed or default_embedder(config))([qa_text(qa.question, qa.short_answer) for qa in qas])
-    doc_ids = [qa.doc_id for qa in qas]
-    questions = [qa.question for qa in qas]
-    items = [(index, kind) for index in (seed_indices(len(qas), config.max_seeds, config.seed) if len(qas) >= 2
-                                         else []) for kind in config.chains]
+    # the embedder is loaded only when there is something to chain
+    embedder = (embed or default_embedder(config)) if len(qas) >= MIN_CHAIN_QAS else None
+    related = RelatedQAs.embedded(qas, embedder)
     passages = TrainingPassages(chunk_map)
     with JsonlSink(output) as records_sink:
         async def chain_worker(item: tuple[int, str]) -> dict[str, Any]:
-            index, kind = item
-            seed = qas[index]
-            neighbours = nearest_neighbours(vectors, doc_ids, index, config.max_hops - 1, kind, questions)
-            steps, usage, reasks = await merge_chain(seed, [qas[n.index] for n in neighbours], chunk_map, roles,
-                                                     config, f"{seed.id}|{kind}")
-            for merge in steps:
-                record_id = f"{seed.id}|{kind}|{merge.hops}"
-                if merge.kept and record_id not in records_sink.finished_ids:
-                    record = training_record(record_id, merge, kind, passages.for_record(
-                        record_id, merge.sources, config.distractor_chunks, config.seed))
-                    records_sink.append(record_id, encode_record(record))
-            return {"seed_qa_id": seed.id, "chain": kind,
-                    "neighbours": [{"qa_id": qas[n.index].id, "similarity": round(n.similarity, 4)} for n in neighbours],
-                    "steps": [merge.to_dict() for merge in steps], "usage": usage, "reasks": reasks}
+            chain = await multi_hop_chain(related, *item, chunk_map, roles, config)
+            for record in training_records(chain, passages, config, records_sink.finished_ids):
+                records_sink.append(record["id"], encode_record(record))
+            return chain.to_dict()
 
-        return await run_jobs(items, chain_worker, chains_path(output),
-                              item_id=lambda item: f"{qas[item[0]].id}|{item[1]}", concurrency=config.concurrency,
-                              ledger=ledger, description="generate mimg: multi-hop merges", progress=progress,
+        return await run_jobs(related.chain_seeds(config), chain_worker, chains_path(output),
+                              item_id=lambda item: f"{related.qas[item[0]].id}|{item[1]}",
+                              concurrency=config.concurrency, ledger=ledger,
+                              description="generate mimg: multi-hop merges", progress=progress,
                               input_name=str(qas_path(output)), handle_sigint=handle_sigint)
 
 
@@ -266,4 +235,15 @@ def format_mimg_report(report: dict[str, Any]) -> str:
     cost = report["per_kept_multi_hop_qa"]
     if cost:
         lines.append(f"per kept multi-hop QA: {cost['llm_calls']:.2f} LLM calls, {cost['tokens']:.0f} tokens")
+    return "\n".join(lines)
+
+
+def format_mimg_run(result: MimgRunResult, output: str | Path) -> str:
+    """What the CLI prints after a run: each stage's runner summary (or why stage 2 did not start), the report."""
+    lines = [format_summary(result.single_hop)]
+    if result.multi_hop is not None:
+        lines.append(format_summary(result.multi_hop))
+    elif result.single_hop.errors:
+        lines.append("multi-hop merges not started: they need every chunk's single-hop QAs; rerun the same command")
+    lines.append(format_mimg_report(result.report))
     return "\n".join(lines)
