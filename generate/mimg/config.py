@@ -18,10 +18,14 @@ MIMG_ROLES = ("default", "questioner", "answerer", "verifier", "merger")
 class MimgConfig:
     r"""Configuration of `turnwise generate mimg` (MIMG, docs/methods.md).
 
+    Parameters that control the document organisation and the training context:
+        organise_documents, group_size, group_neighbours, context_tokens, distractor_chunks (only without
+        organise_documents).
     Parameters that control the single-hop stage:
         chunk_tokens (approximate tokens: 4/3 x words), max_questions, verify_threshold.
     Parameters that control the multi-hop stage:
-        chains, max_hops, max_seeds, verify_merged, distractor_chunks, embedder, embed_device.
+        multi_hop_merge (off: the no-merger ablation), chains, max_hops, max_seeds, verify_merged, embedder,
+        embed_device.
     Parameters that control the agents:
         backends (roles questioner, answerer, verifier, merger; `default`), temperature, max_tokens, max_reasks,
         seed.
@@ -29,15 +33,33 @@ class MimgConfig:
         concurrency, limit (documents), input_format, input_on_error.
 
     Calls: per chunk 1 question call + per question 1 answer + 1 verification; per seed QA and chain kind
-    up to (max_hops - 1) x (1 merge + 1 verification); plus re-asks. A chain stops at the first merge that
-    does not parse or does not pass verification.
+    up to (max_hops - 1) x (1 merge + 1 verification), none without multi_hop_merge; plus re-asks. A chain stops
+    at the first merge that does not parse or does not pass verification. Organising documents embeds them once
+    (no LLM call).
     """
+
+    organise_documents: bool = field(
+        default=True, metadata={"help": "Organise documents into groups of related ones (kNN over document "
+                                        "embeddings, as the public code): cross-document neighbours come from the "
+                                        "seed's group and the training context is built from the group. Off: "
+                                        "neighbours from the whole corpus, context = source chunks + distractors."})
+    group_size: int = field(default=21, metadata={"help": "Documents per group at most (public code: 21)."})
+    group_neighbours: int = field(
+        default=9, metadata={"help": "Nearest documents a group's walk looks at for its next member (public code: "
+                                     "9); none of them unvisited ends the group."})
+    context_tokens: int | None = field(
+        default=None, metadata={"help": "Training context budget in approximate tokens: the source documents, then "
+                                        "other group members in group order while they fit (none = the whole "
+                                        "group, as the public code). Only with organise_documents."})
 
     chunk_tokens: int = field(default=2000, metadata={"help": "Chunk size in approximate tokens (paper: ~2k)."})
     max_questions: int = field(default=3, metadata={"help": "Single-hop questions per chunk at most (paper: 3)."})
     verify_threshold: int = field(
         default=7, metadata={"help": "Keep QAs whose verification score (1-10) is at least this."})
 
+    multi_hop_merge: bool = field(
+        default=True, metadata={"help": "Merge QAs into multi-hop QAs. Off: the no-merger ablation, each seed QA "
+                                        "becomes a single-hop training record (no merge or verification calls)."})
     chains: list = field(default_factory=lambda: list(CHAIN_KINDS),
                          metadata={"help": "Chain kinds to merge: indoc (neighbours in the same document), crossdoc "
                                            "(neighbours in other documents)."})
@@ -47,7 +69,8 @@ class MimgConfig:
     verify_merged: bool = field(default=True, metadata={"help": "Verify merged QAs too (same agent and threshold)."})
     distractor_chunks: int = field(
         default=0, metadata={"help": "Extra chunks of unrelated documents added to each training prompt (long "
-                                     "context); passages are shuffled with a seed per record."})
+                                     "context); passages are shuffled with a seed per record. Only without "
+                                     "organise_documents (with it, the group supplies the context)."})
     embedder: str = field(default="minilm", metadata={"help": "Sentence embedder of question + answer: minilm "
                                                               "(all-MiniLM-L6-v2 from pip, offline) or a local path."})
     embed_device: str = field(default="cpu", metadata={"help": "Device of the embedder."})
@@ -83,6 +106,16 @@ class MimgConfig:
             raise ConfigError(f"max_seeds: expected 0 or more, got {self.max_seeds}")
         if self.distractor_chunks < 0 or self.max_reasks < 0:
             raise ConfigError("distractor_chunks, max_reasks: expected 0 or more")
+        if self.group_size < 1 or self.group_neighbours < 1:
+            raise ConfigError(f"group_size, group_neighbours: expected at least 1, got {self.group_size}, "
+                              f"{self.group_neighbours}")
+        if self.context_tokens is not None and self.context_tokens < 1:
+            raise ConfigError(f"context_tokens: expected at least 1 or null, got {self.context_tokens}")
+        if self.organise_documents and self.distractor_chunks:
+            raise ConfigError("distractor_chunks: only with organise_documents: false (organised documents build "
+                              "the context from the group)")
+        if not self.organise_documents and self.context_tokens is not None:
+            raise ConfigError("context_tokens: only with organise_documents: true")
         check_backend_roles(self.backends, MIMG_ROLES)
         for role in MIMG_ROLES[1:]:
             if role not in self.backends and "default" not in self.backends:

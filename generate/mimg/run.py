@@ -3,15 +3,17 @@
 Files of a run on OUT:
     OUT.qas.jsonl       stage 1 sink, one line per chunk: proposed/rejected questions and every QA with its
                         answer, short answer, verification score and kept/dropped (the intermediate QAs).
-    OUT.chains.jsonl    stage 2 sink, one line per (seed QA, chain kind): the neighbours sampled and every merge step.
+    OUT.chains.jsonl    stage 2 sink, one line per (seed QA, chain kind): the seed's document group, the neighbours
+                        sampled and every merge step (not written without `multi_hop_merge`).
     OUT                 training records `{id, prompt, question, answer, hops, source_qa_ids, doc_ids, rationale,
-                        meta}`, one per kept merged QA.
+                        meta}`, one per kept merged QA (without `multi_hop_merge`: one per seed single-hop QA); meta
+                        names the context's passages in order and the document group.
     OUT.summary.json    both stages' runner summaries and the report: pass rate per agent, hop distribution,
                         calls and tokens per kept multi-hop QA (over all files, resumed runs included).
     OUT.fingerprint.json  the settings OUT was written with; a rerun with other settings is refused.
-Rerunning the same command skips finished chunks and chains. Stage 2 starts once stage 1 was not interrupted;
-its neighbours are computed over the QAs kept so far, so chunks that failed in stage 1 and succeed in a later
-run only join chains started after them.
+Rerunning the same command skips finished chunks, chains and records. Stage 2 starts once stage 1 was not
+interrupted and had no failed chunk; it organises the documents (a fixed walk over their embeddings, the same on
+every rerun) and computes neighbours over the kept QAs.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from chat.backends.base import UsageLedger
 from chat.runner import (JsonlSink, RunSummary, backend_identities, check_settings, claim_output, encode_record,
                          format_summary, iter_records, run_jobs, summary_path, write_json_atomic)
 from generate.documents import Chunk, chunk_documents, read_documents
-from generate.mimg.algorithm import (MIN_CHAIN_QAS, Embed, MimgBackends, RelatedQAs, SingleHopQA, TrainingPassages,
-                                     multi_hop_chain, single_hop_chunk, training_records)
+from generate.mimg.algorithm import (MIN_CHAIN_QAS, ContextBuilder, DocumentGroups, Embed, GroupContext,
+                                     MimgBackends, RelatedQAs, SingleHopQA, TrainingPassages, multi_hop_chain,
+                                     single_hop_chunk, single_hop_records, training_records)
 from generate.mimg.config import MimgConfig
 from generate.run_settings import generator_settings
 
@@ -116,20 +119,43 @@ async def run_mimg_async(docs: str | Path | Sequence[str | Path], output: str | 
     return MimgRunResult(single_hop, multi_hop, output, report)
 
 
+def needs_embedder(config: MimgConfig, kept_qas: int) -> bool:
+    """Whether stage 2 embeds anything: documents (organised, with a QA to write) or QAs (with a chain to merge)."""
+    chains = config.multi_hop_merge and kept_qas >= MIN_CHAIN_QAS
+    return chains or (config.organise_documents and kept_qas > 0)
+
+
+def training_context(config: MimgConfig, chunk_map: dict[str, Chunk],
+                     embedder: Embed | None) -> tuple[DocumentGroups | None, ContextBuilder]:
+    """docs/methods.md, MIMG steps 1 and 6: the document groups (None unless `organise_documents`) and where the
+    training records take their context from."""
+    if not config.organise_documents or embedder is None:
+        return None, TrainingPassages(chunk_map)
+    chunks = list(chunk_map.values())
+    groups = DocumentGroups.embedded(chunks, embedder, config)
+    return groups, GroupContext.of_chunks(groups, chunks)
+
+
 async def _multi_hop_stage(output: Path, config: MimgConfig, roles: MimgBackends, chunk_map: dict[str, Chunk],
                            embed: Embed | None, ledger: UsageLedger | None, progress: bool,
-                           handle_sigint: bool) -> RunSummary:
-    """Stage 2 over the kept QAs of the stage-1 sink: one chain per (seed QA, kind) (docs/methods.md, MIMG steps
-    4-6), its log line to OUT.chains.jsonl and its training records to OUT."""
+                           handle_sigint: bool) -> RunSummary | None:
+    """Stage 2 over the kept QAs of the stage-1 sink (docs/methods.md, MIMG steps 1, 4-6): the documents organised,
+    then one chain per (seed QA, kind), its log line to OUT.chains.jsonl and its training records to OUT; without
+    `multi_hop_merge`, a training record per seed QA and no runner summary (None)."""
     qas = kept_single_hop_qas(qas_path(output), set(chunk_map))
-    # the embedder is loaded only when there is something to chain
-    embedder = (embed or default_embedder(config)) if len(qas) >= MIN_CHAIN_QAS else None
-    related = RelatedQAs.embedded(qas, embedder)
-    passages = TrainingPassages(chunk_map)
+    # the embedder is loaded only when there is something to embed
+    embedder = (embed or default_embedder(config)) if needs_embedder(config, len(qas)) else None
+    groups, context = training_context(config, chunk_map, embedder)
+    if not config.multi_hop_merge:
+        with JsonlSink(output) as records_sink:
+            for record in single_hop_records(qas, context, config, records_sink.finished_ids):
+                records_sink.append(record["id"], encode_record(record))
+        return None
+    related = RelatedQAs.embedded(qas, embedder, groups)
     with JsonlSink(output) as records_sink:
         async def chain_worker(item: tuple[int, str]) -> dict[str, Any]:
             chain = await multi_hop_chain(related, *item, chunk_map, roles, config)
-            for record in training_records(chain, passages, config, records_sink.finished_ids):
+            for record in training_records(chain, context, config, records_sink.finished_ids):
                 records_sink.append(record["id"], encode_record(record))
             return chain.to_dict()
 
@@ -191,7 +217,7 @@ def mimg_report(output: str | Path) -> dict[str, Any]:
     for record in iter_records(output):
         hops[record["hops"]] += 1
         chains[record["meta"]["chain"]] += 1
-    kept_multi = sum(hops.values())
+    kept_multi = sum(count for hop, count in hops.items() if hop > 1)
     return {
         "chunks": chunks,
         "pass_rates": {
@@ -205,6 +231,7 @@ def mimg_report(output: str | Path) -> dict[str, Any]:
         "dropped": {stage: dict(sorted(counts.items())) for stage, counts in drops.items()},
         "single_hop_qas_kept": kept_single,
         "multi_hop_qas_kept": kept_multi,
+        "training_records": sum(hops.values()),
         "hop_distribution": {str(h): hops[h] for h in sorted(hops)},
         "chain_kinds": dict(sorted(chains.items())),
         "llm_calls": calls, "cache_hits": cache_hits, "tokens": tokens,
@@ -222,7 +249,7 @@ def run_mimg(docs: str | Path | Sequence[str | Path], output: str | Path, config
 def format_mimg_report(report: dict[str, Any]) -> str:
     """The lines the CLI prints after the runner summaries."""
     lines = [f"chunks: {report['chunks']}; single-hop QAs kept: {report['single_hop_qas_kept']}; multi-hop QAs "
-             f"kept: {report['multi_hop_qas_kept']}"]
+             f"kept: {report['multi_hop_qas_kept']}; training records: {report['training_records']}"]
     for name, rate in report["pass_rates"].items():
         shown = "-" if rate["rate"] is None else f"{rate['rate']:.0%}"
         lines.append(f"  {name.replace('_', ' ')}: {rate['passed']}/{rate['total']} ({shown})")

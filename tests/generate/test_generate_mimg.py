@@ -319,17 +319,18 @@ def write_docs(path):
     return path
 
 
-def test_run_writes_training_records_report_and_resumes(tmp_path):
+def test_run_without_organised_documents_writes_training_records_report_and_resumes(tmp_path):
     docs = write_docs(tmp_path / "docs.jsonl")
     output = tmp_path / "mimg.jsonl"
     roles, backend = backends_of(FakeMimg())
-    cfg = config(max_hops=3, chunk_tokens=10, distractor_chunks=1)
+    cfg = config(max_hops=3, chunk_tokens=10, distractor_chunks=1, organise_documents=False)
     result = run_mimg(docs, output, cfg, backends=roles, embed=fake_embed, progress=False, handle_sigint=False)
     report = result.report
     assert report["chunks"] == 6 and report["single_hop_qas_kept"] == 12
     assert report["pass_rates"]["questions_self_contained"] == {"passed": 12, "total": 18, "rate": 12 / 18}
     assert report["dropped"] == {"questions": {"dangling_reference": 6}, "single_hop": {}, "multi_hop": {}}
     assert report["hop_distribution"] == {"2": 24, "3": 12} and report["multi_hop_qas_kept"] == 36
+    assert report["training_records"] == 36
     assert report["chain_kinds"] == {"crossdoc": 24, "indoc": 12}   # 2 distinct questions per document
     assert report["llm_calls"] == backend.calls
     records = [json.loads(line) for line in output.read_text().splitlines()]
@@ -338,6 +339,7 @@ def test_run_writes_training_records_report_and_resumes(tmp_path):
     assert record["prompt"].endswith(f"Question: {record['question']}")
     assert record["prompt"].count("Passage ") == len(record["meta"]["passage_ids"]) == len(
         {qa_id.split("/")[0] for qa_id in record["source_qa_ids"]}) + 1   # the source chunks + 1 distractor
+    assert (record["meta"]["context"], record["meta"]["doc_group"]) == ("chunks", None)
     assert record["rationale"][0].startswith("The answer to")
     indoc = [r for r in records if r["meta"]["chain"] == "indoc"]
     assert all(len(set(r["doc_ids"])) == 1 for r in indoc)

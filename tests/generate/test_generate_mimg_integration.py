@@ -34,7 +34,7 @@ def test_mimg_runs_on_hotpotqa_paragraphs_with_the_embedded_model(shared_data, t
 def test_minilm_neighbours_drive_merges_over_the_longmit_corpus(shared_data, tmp_path):
     roles, backend = backends_of(FakeMimg())
     config = MimgConfig(backends={"default": {"kind": "scripted"}}, limit=3, max_seeds=3, max_hops=3,
-                        distractor_chunks=2)
+                        group_size=2, context_tokens=6000)
     output = tmp_path / "mimg.jsonl"
     result = run_mimg(shared_data / "multihop" / "longmit_text_corpus_200.jsonl.gz", output, config, backends=roles,
                       progress=False, handle_sigint=False)
@@ -47,4 +47,8 @@ def test_minilm_neighbours_drive_merges_over_the_longmit_corpus(shared_data, tmp
     assert len(records) == result.report["multi_hop_qas_kept"] > 0
     assert all(len(set(r["doc_ids"])) >= 2 for r in records if r["meta"]["chain"] == "crossdoc")
     assert all(len(r["doc_ids"]) == 1 for r in records if r["meta"]["chain"] == "indoc")
+    for chain in chains:                                   # crossdoc neighbours come from the seed's group
+        assert len(chain["doc_group"]) <= 2
+    for record in records:
+        assert set(record["doc_ids"]) <= set(record["meta"]["passage_ids"]) <= set(record["meta"]["doc_group"])
     assert result.report["llm_calls"] == backend.calls
