@@ -12,8 +12,9 @@ register_generator(Generator(
                 "(docs/methods.md, CoEvol)",
     help="refine the responses of instruction data by debate, advice, edit and judgement (CoEvol)",
     about="CoEvol (arXiv 2406.07054, docs/methods.md). One refined conversation per input goes to OUT "
-          "(iterations, suggestions, verdicts, RM scores before/after and usage in meta.coevol); "
-          "OUT.summary.json adds the acceptance rate per iteration and the RM score delta distribution. "
+          "(iterations, suggestions, both judge orders and the merged decision, truncated edits, RM scores "
+          "before/after per turn and per accepted edit, and usage in meta.coevol); OUT.summary.json adds the "
+          "acceptance rate per iteration, the RM score delta distribution and the mean change per accepted edit. "
           "Rerunning the same command resumes.",
     config=CoevolConfig,
     input=CONVERSATIONS,

@@ -12,21 +12,22 @@ from chat.backends.base import ChatBackend
 from chat.conversation import Conversation, Message
 from chat.errors import ConfigError
 from chat.filters import PARSE_FAILURE
-from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate
+from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate, format_reask, word_count
 from generate.coevol.config import CoevolConfig
 from generate.coevol.steps import (CRITICAL, JUDGE_FORMAT, NEW, OLD, POSITIVE, TIE, DebateTurn, advisor_format,
                                    context_window, format_advisor_input, format_debater_input, format_editor_input,
-                                   format_free_debate_input, format_judge_input, merge_verdicts, parse_advisor_output,
-                                   parse_editor_output, parse_judge_output, parse_review_output)
+                                   format_free_debate_input, format_judge_input, merge_verdicts, order_preferences,
+                                   parse_advisor_output, parse_editor_output, parse_judge_output, parse_review_output)
 from generate.prompts import PROMPT_VERSION
 from generate.registry import ExpectedCalls
 from rm.scorer import LockedScorer
 
 T = TypeVar("T")
 
-#: Why the refinement of a turn stopped (`degenerate_text`: a generated text failed the shared filter).
-NOT_BETTER, NO_SUGGESTIONS, MAX_ITERATIONS = "not_better", "no_suggestions", "max_iterations"
-STOP_REASONS = (NOT_BETTER, NO_SUGGESTIONS, PARSE_FAILURE, DEGENERATE_TEXT, MAX_ITERATIONS)
+#: Why the refinement of a turn stopped (`degenerate_text`: a generated text failed the shared filter;
+#: `truncated`: the edit was cut at max_tokens or is over the word budget).
+NOT_BETTER, NO_SUGGESTIONS, TRUNCATED, MAX_ITERATIONS = "not_better", "no_suggestions", "truncated", "max_iterations"
+STOP_REASONS = (NOT_BETTER, NO_SUGGESTIONS, TRUNCATED, PARSE_FAILURE, DEGENERATE_TEXT, MAX_ITERATIONS)
 
 
 @dataclass
@@ -71,6 +72,20 @@ class TurnRefinement:
     def accepted(self) -> int:
         return sum(bool(iteration.get("accepted")) for iteration in self.iterations)
 
+    def accepted_iterations(self) -> list[dict[str, Any]]:
+        return [iteration for iteration in self.iterations if iteration.get("accepted")]
+
+    def accepted_responses(self) -> list[str]:
+        """The original, then the response after each accepted edit (the last one is `final`)."""
+        return [self.original, *(iteration["edited"] for iteration in self.accepted_iterations())]
+
+    def add_rm_scores(self, scores: Sequence[float]) -> None:
+        """`scores` of `accepted_responses()`: the turn's scores before and after, and on each accepted
+        iteration the score before and after its edit (docs/methods.md, CoEvol step 6)."""
+        self.rm_before, self.rm_after = scores[0], scores[-1]
+        for iteration, before, after in zip(self.accepted_iterations(), scores, scores[1:]):
+            iteration.update(rm_before=before, rm_after=after, rm_delta=after - before)
+
     def to_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {"turn": self.turn, "changed": self.final != self.original, "accepted": self.accepted,
                                "stop_reason": self.stop_reason, "original": self.original,
@@ -93,11 +108,32 @@ def _scored_conversation(context: Sequence[Message], instruction: str, response:
     return Conversation([*context, Message("user", instruction), Message("assistant", response)])
 
 
+async def ask_editor(step: StepCaller, backend: ChatBackend, request: Sequence[Message],
+                     label: str) -> tuple[str, str]:
+    """docs/methods.md, CoEvol step 4: the rewritten response and the finish_reason of the reply it came from;
+    StepFailed("parse_failure") after `step.max_reasks` re-asks."""
+    result = await step.ask("editor", backend, request, parse_editor_output, label,
+                            lambda _sent, reply, error: format_reask(request, reply, error))
+    if not result.parsed:
+        raise StepFailed(PARSE_FAILURE, f"{label}: {result.errors[-1]} (after {step.max_reasks} re-asks)")
+    return result.value, result.completions[-1].finish_reason
+
+
+def truncation(edited: str, finish_reason: str, config: CoevolConfig) -> str | None:
+    """Why an edit is over the rewrite budget (docs/methods.md, CoEvol step 4): cut at max_tokens (finish_reason
+    "length") or longer than `max_edit_words`; None when it is within it."""
+    if finish_reason == "length":
+        return f"cut at max_tokens ({config.max_tokens})"
+    if config.max_edit_words is not None and word_count(edited) > config.max_edit_words:
+        return f"{word_count(edited)} words, over the budget of {config.max_edit_words}"
+    return None
+
+
 async def judge_edit(context: Sequence[Message], instruction: str, old: str, new: str, backends: CoevolBackends,
                      config: CoevolConfig, step: StepCaller, rm: LockedScorer | None, label: str) -> dict[str, Any]:
-    """docs/methods.md, CoEvol step 5: is `new` better than `old`? LLM judge: both orders, merged (NEW only when
-    both orders prefer it). RM judge (turnwise addition): NEW when its reward beats the old one by more than the
-    margin."""
+    """docs/methods.md, CoEvol step 5: is `new` better than `old`? LLM judge: both orders, each order's verdict
+    and preference recorded, merged by `config.accept_rule` (`merge_verdicts`). RM judge (turnwise addition):
+    NEW when its reward beats the old one by more than the margin."""
     if config.judge == "rm":
         old_score, new_score = await rm.score([_scored_conversation(context, instruction, old),
                                                _scored_conversation(context, instruction, new)])
@@ -110,8 +146,10 @@ async def judge_edit(context: Sequence[Message], instruction: str, old: str, new
                  parse_judge_output, f"{label}/judge/old-first", response_format=JUDGE_FORMAT),
         ask_step(step, "judge", backends.judge, format_judge_input(context, instruction, new, old),
                  parse_judge_output, f"{label}/judge/new-first", response_format=JUDGE_FORMAT))
+    prefers = order_preferences(old_first, new_first)
     return {"judge": "llm", "old_first": old_first, "new_first": new_first,
-            "merged": merge_verdicts(old_first, new_first)}
+            "prefers": {"old_first": prefers[0], "new_first": prefers[1]}, "accept_rule": config.accept_rule,
+            "merged": merge_verdicts(old_first, new_first, config.accept_rule)}
 
 
 async def refine_response(context: Sequence[Message], instruction: str, response: str, backends: CoevolBackends,
@@ -121,11 +159,14 @@ async def refine_response(context: Sequence[Message], instruction: str, response
     1. debate stage 1: the positive and the critical debater review the response from fixed positions;
     2. debate stage 2: each sees the other's stage-1 review and gives an updated one (free debate);
     3. advisor: at most `max_suggestions` editing suggestions from the 4-review transcript;
-    4. editor: rewrites the response with the suggestions it can act on;
-    5. judge: old vs new; the edit is kept only if strictly better, else stop with the previous response.
-    The advisor's suggestions and the judge's verdicts are JSON objects of their schemas. A step that never
-    parses (after its re-asks) also stops, keeping the previous response, and so does a review, suggestion
-    or edit that fails the shared degenerate-text filter (stop reason `degenerate_text`)."""
+    4. editor: rewrites the response with the suggestions it can act on; an edit over the rewrite budget
+       (`truncation`) is never judged nor accepted (stop reason `truncated`);
+    5. judge: old vs new; the edit is kept when the merged verdict prefers it, else stop with the previous
+       response.
+    Every agent sees the conversation window `context`. The advisor's suggestions and the judge's verdicts are
+    JSON objects of their schemas. A step that never parses (after its re-asks) also stops, keeping the previous
+    response, and so does a review, suggestion or edit that fails the shared degenerate-text filter (stop reason
+    `degenerate_text`)."""
     words = config.max_words
     current, iterations, stop_reason = response, [], MAX_ITERATIONS
     for k in range(1, config.iterations + 1):
@@ -151,7 +192,7 @@ async def refine_response(context: Sequence[Message], instruction: str, response
             record["debate"] = [turn_.to_dict() for turn_ in debate]
             check_degenerate(f"{label}/debate/2", positive_2, critical_2)
             suggestions = await ask_step(
-                step, "advisor", backends.advisor, format_advisor_input(instruction, current, debate,
+                step, "advisor", backends.advisor, format_advisor_input(context, instruction, current, debate,
                                                                         config.max_suggestions),
                 partial(parse_advisor_output, max_suggestions=config.max_suggestions), f"{label}/advisor",
                 response_format=advisor_format(config.max_suggestions))
@@ -160,10 +201,16 @@ async def refine_response(context: Sequence[Message], instruction: str, response
             if not suggestions:
                 stop_reason = NO_SUGGESTIONS
                 break
-            edited = await ask_step(step, "editor", backends.editor,
-                                    format_editor_input(context, instruction, current, suggestions),
-                                    parse_editor_output, f"{label}/editor")
-            record["edited"] = edited
+            edited, finish_reason = await ask_editor(
+                step, backends.editor,
+                format_editor_input(context, instruction, current, suggestions, config.max_edit_words),
+                f"{label}/editor")
+            record.update(edited=edited, edit_finish_reason=finish_reason)
+            over_budget = truncation(edited, finish_reason, config)
+            if over_budget is not None:
+                record[TRUNCATED] = over_budget
+                stop_reason = TRUNCATED
+                break
             check_degenerate(f"{label}/editor", edited)
             verdict = await judge_edit(context, instruction, current, edited, backends, config, step, rm, label)
         except StepFailed as failed:
@@ -196,9 +243,10 @@ def refinable_turns(conversation: Conversation) -> list[int]:
 
 async def refine_conversation(conversation: Conversation, backends: CoevolBackends, config: CoevolConfig,
                               rm: LockedScorer | None = None) -> CoevolResult:
-    """Refine every assistant turn in order (docs/methods.md, CoEvol step 6): each turn sees the previous
-    `context_turns` exchanges, already refined, and its refined response replaces the original before the
-    next turn. With an RM, each turn is scored before and after (same context window)."""
+    """Refine every assistant turn in order (docs/methods.md, CoEvol step 6): each turn sees a window of
+    `context_turns` turns, itself and the exchanges before it, already refined, and its refined response
+    replaces the original before the next turn. With an RM, the original and every accepted edit are scored in
+    the same context window: the turn's scores before and after, and each accepted edit's."""
     step = StepCaller(config.temperature, config.max_tokens, derive_seed(config.seed, conversation.id),
                       config.max_reasks)
     messages = list(conversation.messages)
@@ -209,9 +257,8 @@ async def refine_conversation(conversation: Conversation, backends: CoevolBacken
         refinement = await refine_response(context, instruction, messages[index].content, backends, config, step,
                                            rm, turn=number)
         if rm is not None:
-            refinement.rm_before, refinement.rm_after = await rm.score(
-                [_scored_conversation(context, instruction, refinement.original),
-                 _scored_conversation(context, instruction, refinement.final)])
+            refinement.add_rm_scores(await rm.score([_scored_conversation(context, instruction, response)
+                                                     for response in refinement.accepted_responses()]))
         messages[index] = Message("assistant", refinement.final)
         turns.append(refinement)
     usage = step.usage.to_dict()
@@ -229,9 +276,10 @@ def calls_per_iteration(config: CoevolConfig) -> int:
 
 
 def expected_calls(config: CoevolConfig, conversations: int | None, input_tokens: float) -> ExpectedCalls | None:
-    """One iteration per input's first assistant turn (a refinement stops at the first edit that is not better);
-    at most `iterations` per turn, each step allowed `max_reasks` re-asks. Multi-turn inputs refine every turn,
-    so their real counts are higher. None when the inputs are unknown."""
+    """One iteration per input's first assistant turn (a refinement stops at the first edit it does not accept;
+    a truncated edit skips the judge, so fewer); at most `iterations` per turn, each step allowed `max_reasks`
+    re-asks. Multi-turn inputs refine every turn, so their real counts are higher. None when the inputs are
+    unknown."""
     if conversations is None:
         return None
     per = calls_per_iteration(config)

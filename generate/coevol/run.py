@@ -2,10 +2,12 @@
 
 Files of a run on OUT:
     OUT                    one refined conversation per input (canonical `{id, messages, meta}`; every turn's
-                           iterations, suggestions, verdicts, acceptance, RM scores before/after and usage in
+                           iterations, suggestions, both judge orders and the merged decision, acceptance,
+                           truncated edits, RM scores before/after per turn and per accepted edit, and usage in
                            meta.coevol / meta.usage). Rerunning the same command skips finished ids.
-    OUT.summary.json       the runner's summary, plus `coevol`: acceptance rate per iteration and the RM score
-                           delta distribution over every record in OUT.
+    OUT.summary.json       the runner's summary, plus `coevol`: acceptance rate per iteration, the RM score
+                           delta distribution per turn and the mean change over accepted edits, over every record
+                           in OUT.
     OUT.errors.jsonl       inputs that failed.
     OUT.fingerprint.json   the settings OUT was written with; a rerun with other settings is refused.
 """
@@ -60,11 +62,13 @@ def count_refinement(counters: Counter, result: CoevolResult) -> None:
 
 def coevol_report(output: str | Path) -> dict[str, Any]:
     """Over every record in `output`: acceptance rate per iteration (accepted / iterations run, where a run
-    iteration is one that started), changed-turn rate, stop reasons and the RM score delta distribution."""
+    iteration is one that started), changed-turn rate, stop reasons, the RM score delta distribution per turn
+    and the mean RM score change over accepted edits (docs/methods.md, CoEvol step 6)."""
     run: Counter = Counter()
     accepted: Counter = Counter()
     stops: Counter = Counter()
     deltas: list[float] = []
+    edit_deltas: list[float] = []
     turns = changed = 0
     for row in iter_records(output):
         for turn in row.get("meta", {}).get("coevol", {}).get("turns", []):
@@ -74,6 +78,8 @@ def coevol_report(output: str | Path) -> dict[str, Any]:
             for iteration in turn["iterations"]:
                 run[iteration["iteration"]] += 1
                 accepted[iteration["iteration"]] += bool(iteration["accepted"])
+                if iteration["accepted"] and iteration.get("rm_delta") is not None:
+                    edit_deltas.append(float(iteration["rm_delta"]))
             if turn.get("rm_delta") is not None:
                 deltas.append(float(turn["rm_delta"]))
     report: dict[str, Any] = {
@@ -88,6 +94,8 @@ def coevol_report(output: str | Path) -> dict[str, Any]:
                               "median": float(np.median(values)), "p75": float(np.percentile(values, 75)),
                               "max": float(values.max()), "positive": int((values > 0).sum()),
                               "zero": int((values == 0).sum()), "negative": int((values < 0).sum())}
+    if edit_deltas:
+        report["rm_delta_accepted_edits"] = {"n": len(edit_deltas), "mean": float(np.mean(edit_deltas))}
     return report
 
 
@@ -141,6 +149,9 @@ def format_coevol_report(report: dict[str, Any]) -> str:
         lines.append(f"RM score delta (after - before) over {d['n']} turns: mean {d['mean']:+.3f}, median "
                      f"{d['median']:+.3f}, min {d['min']:+.3f}, max {d['max']:+.3f}; {d['positive']} up, "
                      f"{d['zero']} same, {d['negative']} down")
+    if "rm_delta_accepted_edits" in report:
+        e = report["rm_delta_accepted_edits"]
+        lines.append(f"RM score change per accepted edit over {e['n']} edits: mean {e['mean']:+.3f}")
     return "\n".join(lines)
 
 

@@ -9,7 +9,6 @@ from typing import Sequence
 from chat.agents import ParseError
 from chat.backends.base import ResponseFormat
 from chat.conversation import Message
-from chat.pairwise import SWAP, combine_orders
 from generate.agents import (json_reply, json_schema_format, json_text, json_texts, marked_section, object_schema,
                              visible_text)
 from generate.prompts import render
@@ -23,6 +22,10 @@ VERDICT_MARKER = "VERDICT:"
 POSITIVE, CRITICAL = "positive", "critical"
 #: Merged verdicts of the judge: the edit is better, the original is better, or neither.
 NEW, OLD, TIE = "new", "old", "tie"
+#: How the two judge orders are merged (docs/methods.md, CoEvol step 5): `lenient` (public code) sums the orders'
+#: preferences, so (edit better, tie) accepts the edit; `strict` needs both orders to prefer it.
+LENIENT, STRICT = "lenient", "strict"
+ACCEPT_RULES = (LENIENT, STRICT)
 
 #: The judge's reply (docs/methods.md, CoEvol step 5): which of the two responses is better, or a tie.
 JUDGE_SCHEMA = object_schema(verdict={"type": "string", "enum": ["A", "B", "tie"]})
@@ -48,12 +51,14 @@ class DebateTurn:
         return {"position": self.position, "stage": self.stage, "review": self.review}
 
 
-def context_window(before: Sequence[Message], turns: int) -> list[Message]:
+def context_window(before: Sequence[Message], window_turns: int) -> list[Message]:
     """The context of a refined turn (docs/methods.md, CoEvol step 6): the system message, if any, and the
-    last `turns` (user, assistant) exchanges before the current instruction."""
+    (user, assistant) exchanges before the current instruction that fit a window of `window_turns` turns, the
+    current one included (the public code's `conv_wind_size`: 3 = the current turn and 2 earlier ones)."""
+    earlier = window_turns - 1
     system = [m for m in before[:1] if m.role == "system"]
     dialogue = [m for m in before if m.role != "system"]
-    return [*system, *(dialogue[-2 * turns:] if turns > 0 else [])]
+    return [*system, *(dialogue[-2 * earlier:] if earlier > 0 else [])]
 
 
 def _context_dicts(context: Sequence[Message]) -> list[dict[str, str]]:
@@ -89,11 +94,13 @@ def parse_review_output(text: str) -> str:
 
 # -- advisor: at most N editing suggestions from the 4-message transcript ---------------------------
 
-def format_advisor_input(instruction: str, response: str, debate: Sequence[DebateTurn],
+def format_advisor_input(context: Sequence[Message], instruction: str, response: str, debate: Sequence[DebateTurn],
                          max_suggestions: int) -> list[Message]:
-    """The advisor (docs/methods.md, CoEvol step 3) reads the debate transcript and proposes editing suggestions."""
+    """The advisor (docs/methods.md, CoEvol step 3) reads the conversation window, the response and the debate
+    transcript and proposes editing suggestions."""
     return [Message("system", render("coevol_advisor_system", max_suggestions=max_suggestions)),
-            Message("user", render("coevol_advisor", instruction=instruction, response=response,
+            Message("user", render("coevol_advisor", context=_context_dicts(context), instruction=instruction,
+                                   response=response,
                                    debate=[{"speaker": turn.speaker, "review": turn.review} for turn in debate]))]
 
 
@@ -135,10 +142,11 @@ def parse_advisor_output(text: str, max_suggestions: int) -> list[str]:
 
 # -- editor: rewrites the response ---------------------------------------------------------------
 
-def format_editor_input(context: Sequence[Message], instruction: str, response: str,
-                        suggestions: Sequence[str]) -> list[Message]:
-    """The editor (docs/methods.md, CoEvol step 4) rewrites `response` using the suggestions it can act on."""
-    return [Message("system", render("coevol_editor_system")),
+def format_editor_input(context: Sequence[Message], instruction: str, response: str, suggestions: Sequence[str],
+                        max_words: int | None = None) -> list[Message]:
+    """The editor (docs/methods.md, CoEvol step 4) rewrites `response` using the suggestions it can act on, told
+    the word budget of the rewrite when there is one."""
+    return [Message("system", render("coevol_editor_system", max_words=max_words)),
             Message("user", render("coevol_editor", context=_context_dicts(context), instruction=instruction,
                                    response=response, suggestions=list(suggestions)))]
 
@@ -173,7 +181,18 @@ def parse_judge_output(text: str) -> str:
     raise ParseError(f'the verdict must be A, B or tie, got {verdict[:40]!r}')
 
 
-def merge_verdicts(old_first: str, new_first: str) -> str:
-    """The merged verdict of both orders (old as A, then new as A): NEW or OLD only when both orders agree,
-    TIE otherwise (a disagreement across orders is a tie, docs/methods.md, Judge step 3)."""
-    return {"A": OLD, "B": NEW, "tie": TIE}[combine_orders(old_first, SWAP[new_first])]
+def order_preferences(old_first: str, new_first: str) -> tuple[str, str]:
+    """What each order's verdict prefers, NEW, OLD or TIE (old as A in the first order, new as A in the second)."""
+    return {"A": OLD, "B": NEW, "tie": TIE}[old_first], {"A": NEW, "B": OLD, "tie": TIE}[new_first]
+
+
+def merge_verdicts(old_first: str, new_first: str, rule: str = LENIENT) -> str:
+    """The merged verdict of both orders (docs/methods.md, CoEvol step 5). `lenient`, the public code's merge of
+    the two orders' score pairs: +1 for each order preferring the edit, -1 for each preferring the original,
+    NEW above 0, OLD below, TIE at 0, so (new, tie) is NEW and (new, old) a TIE. `strict`: NEW or OLD only when
+    both orders agree, TIE otherwise (a disagreement across orders is a tie, as in Judge step 3)."""
+    preferences = order_preferences(old_first, new_first)
+    if rule == STRICT:
+        return preferences[0] if preferences[0] == preferences[1] else TIE
+    balance = sum({NEW: 1, OLD: -1, TIE: 0}[preference] for preference in preferences)
+    return NEW if balance > 0 else OLD if balance < 0 else TIE

@@ -1,4 +1,5 @@
-"""CoEvol: step parsers, exact prompts, the keep-only-if-strictly-better rule, stop rules, multi-turn context, resume."""
+"""CoEvol: step parsers, exact prompts, the accept rules, the rewrite budget, stop rules, multi-turn context, RM scores
+of accepted edits, resume."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import json
 import pytest
 
 from chat.agents import ParseError
+from chat.backends.base import Completion
 from chat.backends.scripted import ScriptedBackend
 from chat.conversation import Conversation, Message
-from generate.coevol.algorithm import CoevolBackends, refine_conversation
+from generate.coevol.algorithm import CoevolBackends, expected_calls, refine_conversation
 from generate.coevol.config import CoevolConfig
-from generate.coevol.run import run_coevol
-from generate.coevol.steps import (JUDGE_FORMAT, NEW, OLD, TIE, advisor_format, context_window, format_debater_input,
+from generate.coevol.run import coevol_report, format_coevol_report, run_coevol
+from generate.coevol.steps import (JUDGE_FORMAT, NEW, OLD, TIE, DebateTurn, advisor_format, context_window,
+                                   format_advisor_input, format_debater_input, format_editor_input,
                                    format_free_debate_input, format_judge_input, merge_verdicts, parse_advisor_output,
                                    parse_editor_output, parse_judge_output, parse_review_output)
 from generate.prompts import render
@@ -136,10 +139,13 @@ def test_judge_rejects_other_verdicts():
         parse_judge_output("VERDICT: both are fine")
 
 
-@pytest.mark.parametrize("old_first, new_first, merged", [("B", "A", NEW), ("A", "B", OLD), ("B", "B", TIE),
-                                                          ("tie", "A", TIE), ("A", "A", TIE)])
-def test_both_orders_must_agree_for_a_winner(old_first, new_first, merged):
-    assert merge_verdicts(old_first, new_first) == merged
+# old_first: old is A; new_first: new is A. "B", "A" = the edit preferred in both orders.
+@pytest.mark.parametrize("old_first, new_first, lenient, strict", [
+    ("B", "A", NEW, NEW), ("A", "B", OLD, OLD), ("B", "B", TIE, TIE), ("A", "A", TIE, TIE), ("tie", "tie", TIE, TIE),
+    ("tie", "A", NEW, TIE), ("B", "tie", NEW, TIE), ("tie", "B", OLD, TIE), ("A", "tie", OLD, TIE)])
+def test_lenient_merge_sums_the_orders_strict_needs_both(old_first, new_first, lenient, strict):
+    assert merge_verdicts(old_first, new_first) == lenient == merge_verdicts(old_first, new_first, "lenient")
+    assert merge_verdicts(old_first, new_first, "strict") == strict
 
 
 def test_review_and_edit_are_the_reply_or_the_text_after_a_marker():
@@ -150,11 +156,11 @@ def test_review_and_edit_are_the_reply_or_the_text_after_a_marker():
         parse_editor_output("\n ")
 
 
-def test_context_window_keeps_system_and_last_three_exchanges():
+def test_a_window_of_three_turns_keeps_system_and_the_two_exchanges_before_the_current_turn():
     messages = [Message("system", "sys")] + [Message("user" if i % 2 == 0 else "assistant", f"m{i}") for i in range(10)]
-    window = context_window(messages, 3)
-    assert [m.content for m in window] == ["sys", "m4", "m5", "m6", "m7", "m8", "m9"]
-    assert [m.content for m in context_window(messages, 0)] == ["sys"]
+    assert [m.content for m in context_window(messages, 3)] == ["sys", "m6", "m7", "m8", "m9"]
+    assert [m.content for m in context_window(messages, 1)] == ["sys"]
+    assert CoevolConfig(backends={"default": {"kind": "scripted"}}).context_turns == 3
 
 
 # -- the loop -------------------------------------------------------------------------------------------
@@ -171,8 +177,13 @@ def test_exact_prompts_of_one_iteration():
         context, "Name a prime.", "7", "positive", "positive view 1", "critical view 1", 200)]
     assert "The critical debater's review:\ncritical view 1" in requests[2][1]["content"]
     assert requests[3][1]["content"].count("positive view 1") == 1
+    debate = [DebateTurn("positive", 1, "positive view 1"), DebateTurn("critical", 1, "critical view 1"),
+              DebateTurn("positive", 2, "positive view 2"), DebateTurn("critical", 2, "critical view 2")]
+    assert requests[4] == [m.to_dict() for m in format_advisor_input(context, "Name a prime.", "7", debate, 3)]
     advisor = requests[4][1]["content"]
     assert "Positive debater (stage 2): positive view 2" in advisor and "thinking" not in advisor
+    assert requests[5] == [m.to_dict() for m in format_editor_input(context, "Name a prime.", "7",
+                                                                     ["add an example", "be precise"])]
     assert "1. add an example\n2. be precise" in requests[5][1]["content"]
     assert requests[6] == [m.to_dict() for m in format_judge_input(context, "Name a prime.", "7", "7 (edited)")]
     assert requests[7] == [m.to_dict() for m in format_judge_input(context, "Name a prime.", "7 (edited)", "7")]
@@ -260,13 +271,13 @@ def test_rm_judge_uses_the_margin_and_makes_no_judge_calls():
 def test_multi_turn_refines_each_turn_with_the_refined_context():
     conversation = Conversation([Message("user", f"q{i // 2}") if i % 2 == 0 else Message("assistant", f"a{i // 2}")
                                  for i in range(10)], id="long")
-    result, backend = refine(FakeCoevol(prefer_new=lambda edits: edits == 1), conversation, iterations=1,
-                             context_turns=3)
+    result, backend = refine(FakeCoevol(prefer_new=lambda edits: edits == 1), conversation, iterations=1)
     assert [m.content for m in result.conversation.messages if m.role == "assistant"] == \
         [f"a{i} (edited)" for i in range(5)]
     last_debate = [r.messages for r in backend.requests if "q4" in r.messages[1]["content"]][0][1]["content"]
-    assert last_debate.startswith("Conversation before the instruction:\n\nUser: q1\n\nAssistant: a1 (edited)")
-    assert "q0" not in last_debate
+    assert last_debate.startswith("Conversation before the instruction:\n\nUser: q2\n\nAssistant: a2 (edited)\n\n"
+                                  "User: q3\n\nAssistant: a3 (edited)\n\nInstruction:\nq4")
+    assert "q1" not in last_debate
     first_of_turn_2 = [r.messages for r in backend.requests if "Instruction:\nq1" in r.messages[1]["content"]][0]
     assert "Assistant: a0 (edited)" in first_of_turn_2[1]["content"]
 
@@ -326,3 +337,106 @@ def test_the_rm_judge_needs_a_reward_model():
 
     with pytest.raises(ConfigError, match="judge=rm needs"):
         config(judge="rm")
+
+
+# -- accept rule, multi-turn advisor, rewrite budget, RM scores of accepted edits --------------------------
+
+def edit_then_tie(messages):
+    """The edit preferred when shown second (old first), a tie when shown first: (better, tie)."""
+    a = messages[1]["content"].split("Response A:\n")[1].split("\n\nResponse B:")[0]
+    return json.dumps({"verdict": "tie" if "(edited)" in a else "B"})
+
+
+def test_lenient_rule_accepts_an_edit_better_in_one_order_and_tied_in_the_other():
+    result, _ = refine(FakeCoevol(judge=edit_then_tie), iterations=1)
+    turn = result.turns[0]
+    assert turn.final == "7 (edited)" and turn.iterations[0]["accepted"] is True
+    assert turn.iterations[0]["verdict"] == {"judge": "llm", "old_first": "B", "new_first": "tie",
+                                             "prefers": {"old_first": "new", "new_first": "tie"},
+                                             "accept_rule": "lenient", "merged": NEW}
+
+
+def test_strict_rule_keeps_the_original_when_one_order_ties():
+    result, _ = refine(FakeCoevol(judge=edit_then_tie), iterations=3, accept_rule="strict")
+    turn = result.turns[0]
+    assert turn.final == "7" and turn.stop_reason == "not_better" and turn.iterations[0]["accepted"] is False
+    assert turn.iterations[0]["verdict"]["prefers"] == {"old_first": "new", "new_first": "tie"}
+    assert turn.iterations[0]["verdict"]["accept_rule"] == "strict" and turn.iterations[0]["verdict"]["merged"] == TIE
+
+
+def test_the_advisor_sees_the_conversation_window_before_the_turn():
+    conversation = Conversation([Message("user", "q0"), Message("assistant", "a0"), Message("user", "q1"),
+                                 Message("assistant", "a1"), Message("user", "q2"), Message("assistant", "a2")],
+                                id="three")
+    agents = FakeCoevol(prefer_new=lambda edits: False)
+    _, backend = refine(agents, conversation, iterations=1)
+    advisor = [r.messages for r in backend.requests if role_of(r.messages) == "advisor"]
+    assert advisor[2][1]["content"].startswith("Conversation before the instruction:\n\nUser: q0\n\nAssistant: a0\n\n"
+                                               "User: q1\n\nAssistant: a1\n\nInstruction:\nq2\n\nResponse:\na2")
+    assert advisor[0][1]["content"].startswith("Instruction:\nq0\n\nResponse:\na0\n\nDebate:")
+
+
+def test_an_edit_cut_at_max_tokens_is_truncated_never_judged_nor_accepted():
+    agents = FakeCoevol(editor=Completion("RESPONSE: 7 is a prime and", "length", {"prompt_tokens": 0,
+                                                                                  "completion_tokens": 5}))
+    result, backend = refine(agents, iterations=3)
+    turn = result.turns[0]
+    assert turn.final == "7" and turn.stop_reason == "truncated" and agents.calls["judge"] == 0
+    assert turn.iterations[0]["truncated"] == "cut at max_tokens (768)"
+    assert turn.iterations[0]["edit_finish_reason"] == "length" and turn.iterations[0]["accepted"] is False
+    assert turn.iterations[0]["edited"] == "7 is a prime and" and backend.calls == 6
+
+
+def test_an_edit_over_the_word_budget_is_truncated_and_the_editor_is_told_the_budget():
+    result, backend = refine(FakeCoevol(), iterations=3, max_edit_words=2)
+    turn = result.turns[0]
+    assert [it["accepted"] for it in turn.iterations] == [True, False]
+    assert turn.final == "7 (edited)" and turn.stop_reason == "truncated"
+    assert turn.iterations[1]["truncated"] == "3 words, over the budget of 2"
+    editor = next(r.messages for r in backend.requests if role_of(r.messages) == "editor")
+    assert editor[0]["content"].endswith("nothing before or after it, in at most 2 words.")
+    assert format_editor_input([], "q", "r", ["s"])[0].content.endswith("nothing before or after it.")
+
+
+def test_an_rm_scores_every_accepted_edit_before_and_after():
+    from rm.scorer import LockedScorer
+
+    result, _ = refine(FakeCoevol(prefer_new=lambda edits: edits <= 2), scorer=LockedScorer(ScoreByEdits()),
+                       iterations=3)
+    turn = result.turns[0].to_dict()
+    assert [(it["accepted"], it.get("rm_before"), it.get("rm_after"), it.get("rm_delta"))
+            for it in turn["iterations"]] == [(True, 0.0, 1.0, 1.0), (True, 1.0, 2.0, 1.0), (False, None, None, None)]
+    assert (turn["rm_before"], turn["rm_after"], turn["rm_delta"]) == (0.0, 2.0, 2.0)
+
+
+def test_the_run_summary_gives_the_mean_rm_change_over_accepted_edits(tmp_path):
+    data = tmp_path / "alpaca.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Task {i}", "input": "", "output": f"answer {i}"}) + "\n"
+                            for i in range(2)), encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    roles, _ = backends_of(FakeCoevol(prefer_new=lambda edits: edits == 1))
+    run_coevol(data, output, config(iterations=2), backends=roles, rm=ScoreByEdits(), progress=False,
+               handle_sigint=False)
+    report = json.loads((tmp_path / "out.jsonl.summary.json").read_text())["coevol"]
+    assert report["rm_delta_accepted_edits"] == {"n": 2, "mean": 1.0} == coevol_report(output)["rm_delta_accepted_edits"]
+    assert "RM score change per accepted edit over 2 edits: mean +1.000" in format_coevol_report(report)
+    row = json.loads(output.read_text().splitlines()[0])
+    assert row["meta"]["coevol"]["turns"][0]["iterations"][0]["rm_delta"] == 1.0
+
+
+def test_expected_calls_count_eight_calls_per_iteration_six_with_the_rm_judge():
+    planned = expected_calls(config(iterations=3, max_reasks=2), 10, 100.0)
+    assert (planned.calls, planned.max_calls, planned.max_tokens) == (80, 80 * 3 * 3, 768)
+    assert expected_calls(config(judge="rm", rm="fake", iterations=1, max_reasks=0), 10, 100.0).max_calls == 60
+    assert expected_calls(config(), None, 100.0) is None
+
+
+def test_config_rejects_an_empty_window_and_unknown_rules():
+    from chat.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="context_turns: expected at least 1"):
+        config(context_turns=0)
+    with pytest.raises(ConfigError, match="accept_rule"):
+        config(accept_rule="majority")
+    with pytest.raises(ConfigError, match="max_edit_words"):
+        config(max_edit_words=0)
