@@ -13,8 +13,8 @@ register_generator(Generator(
                 "filter (docs/methods.md, Review-Instruct)",
     help="multi-turn conversations by Candidate / Reviewers / Chairman (Review-Instruct)",
     about="Review-Instruct (arXiv 2505.11010, docs/methods.md). Kept conversations go to OUT (canonical "
-          "conversations; reviews, votes, decisions, RM scores, usage in meta); every seed's outcome goes "
-          "to OUT.seeds.jsonl, so rerunning the same command resumes.",
+          "conversations; reviews, votes, the chairman's decisions, the reviewer panel, RM scores, usage in "
+          "meta); every seed's outcome goes to OUT.seeds.jsonl, so rerunning the same command resumes.",
     config=ReviewInstructConfig,
     input=SEEDS,
     input_help="seed questions: Alpaca, Self-Instruct seed tasks, MT-Bench questions, ShareGPT, plain text "

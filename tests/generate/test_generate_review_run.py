@@ -6,6 +6,7 @@ import json
 
 from generate_helpers import FakeAgents, FakeRM, agents_backend, alpaca_seeds, write_jsonl
 
+from chat.backends.base import Completion
 from chat.cli import main
 from chat.conversation import Conversation
 from chat.formats import read_records
@@ -15,8 +16,18 @@ from generate.review_instruct.config import ReviewInstructConfig
 from generate.review_instruct.run import run_review_instruct
 
 
+def chairman_reply(messages):
+    """The chairman's JSON object: its decision (breadth) and a question numbered after the questions so far."""
+    asked = messages[-1]["content"].split("Latest answer:")[0].count("\n") - 1
+    return json.dumps({"decision": "breadth", "question": f"Question {asked + 1}?"})
+
+
+def review_agents(**overrides):
+    return FakeAgents(**{"chairman": chairman_reply, **overrides})
+
+
 def run(tmp_path, source, agents=None, rm=None, **values):
-    backend, agents = agents_backend(agents)
+    backend, agents = agents_backend(agents or review_agents())
     config = ReviewInstructConfig(**{"backends": {"default": {"kind": "scripted"}}, "reviewers": 2, **values})
     result = run_review_instruct(source, tmp_path / "out.jsonl", config,
                                  backends=ReviewInstructBackends(backend, [backend] * config.reviewers, backend),
@@ -30,7 +41,10 @@ def test_kept_conversations_are_canonical_with_meta_and_counters(tmp_path):
     assert len(rows) == 4 == result.kept == result.kept_total
     assert set(rows[0]) == {"id", "messages", "meta"}
     meta = rows[0]["meta"]
-    assert {"rounds", "rm_turn_scores", "usage", "prompt_version", "next_question", "agents"} <= set(meta)
+    assert {"rounds", "rm_turn_scores", "usage", "prompt_version", "next_question", "agents", "direction",
+            "reviewer_panel"} <= set(meta)
+    assert [seat["persona"] for seat in meta["reviewer_panel"]] == ["accuracy", "depth"]
+    assert [(r["decision"], r["decided_by"]) for r in meta["rounds"]] == [("breadth", "chairman")] * 2
     assert meta["usage"]["calls"] == 2 * (1 + 2 + 1)
     assert result.counters["llm_calls"] == backend.calls == 4 * 8
     assert result.counters["decision_breadth"] == 8
@@ -39,7 +53,7 @@ def test_kept_conversations_are_canonical_with_meta_and_counters(tmp_path):
 
 def test_resume_grows_only_unfinished_seeds_and_remembers_dropped_ones(tmp_path):
     source = alpaca_seeds(tmp_path / "seeds.jsonl", 5)
-    drop_two = FakeAgents(candidate=lambda m: "long " * 301 if "number 2." in m[1]["content"] else "ANSWER: ok")
+    drop_two = review_agents(candidate=lambda m: "long " * 301 if "number 2." in m[1]["content"] else "ANSWER: ok")
     first, _ = run(tmp_path, source, drop_two, limit=3)
     assert first.kept == 2 and first.dropped == {"parse_failure": 1}
     second, backend = run(tmp_path, source, drop_two)
@@ -52,12 +66,23 @@ def test_resume_grows_only_unfinished_seeds_and_remembers_dropped_ones(tmp_path)
 
 def test_degenerate_seeds_are_counted_and_logged_with_their_reason(tmp_path):
     source = alpaca_seeds(tmp_path / "seeds.jsonl", 3)
-    loop = FakeAgents(candidate=lambda m: "ANSWER: " + "In the " * 12 if "number 1." in m[1]["content"] else "ANSWER: ok")
+    loop = review_agents(candidate=lambda m: "ANSWER: " + "In the " * 12 if "number 1." in m[1]["content"] else "ANSWER: ok")
     result, _ = run(tmp_path, source, loop, rounds=1)
     assert result.kept == 2 and result.dropped == {"degenerate_text": 1}
     assert result.counters["dropped_degenerate_text"] == 1
     log = {row["id"]: row for row in read_records_raw(seed_log_path(tmp_path / "out.jsonl"))}
     assert log["s1"]["dropped"] == "degenerate_text" and log["s1"]["detail"].startswith("candidate/1: 'In the In the")
+
+
+def test_truncated_answers_are_counted_and_logged_as_dropped(tmp_path):
+    source = alpaca_seeds(tmp_path / "seeds.jsonl", 3)
+    cut = review_agents(candidate=lambda m: Completion("ANSWER: it is cut", "length") if "number 0." in m[1]["content"]
+                        else "ANSWER: ok")
+    result, _ = run(tmp_path, source, cut, rounds=1)
+    assert result.kept == 2 and result.dropped == {"truncated_turn": 1}
+    assert result.counters["dropped_truncated_turn"] == 1
+    log = {row["id"]: row for row in read_records_raw(seed_log_path(tmp_path / "out.jsonl"))}
+    assert log["s0"]["dropped"] == "truncated_turn" and log["s0"]["detail"].startswith("candidate/1: the answer was cut")
 
 
 def read_records_raw(path):
@@ -85,7 +110,7 @@ def test_cli_runs_with_configured_backends_and_exports_sharegpt(tmp_path, monkey
     import chat.backends.factory as factory
     from chat.backends.scripted import ScriptedBackend
 
-    monkeypatch.setattr(factory, "build_backends", lambda section, ledger: {"default": ScriptedBackend(FakeAgents())})
+    monkeypatch.setattr(factory, "build_backends", lambda section, ledger: {"default": ScriptedBackend(review_agents())})
     source = alpaca_seeds(tmp_path / "seeds.jsonl", 2)
     code = main(["generate", "review-instruct", "--seeds", str(source), "-o", str(tmp_path / "out.jsonl"),
                  "--rounds", "1", "--reviewers", "1", "--sharegpt", str(tmp_path / "share.jsonl")])
