@@ -12,6 +12,12 @@ from generate.run_settings import default_backends
 SEDI_MODES = ("sedi", "self-instruct")
 #: How `generate sedi` measures similarity inside a batch.
 BATCH_SIMILARITIES = ("rouge", "embedding")
+#: What becomes of an instruction that fits no open batch: it waits for a later batch, or is dropped.
+BATCH_OVERFLOWS = ("wait", "drop")
+#: The feedback signal: the responder's own per-token loss on its response, or the RM score of the pair.
+FEEDBACK_SIGNALS = ("loss", "rm")
+#: Where the feedback thresholds come from: quantiles of the seed set's scores, or the absolute values.
+THRESHOLD_SOURCES = ("seed_quantiles", "absolute")
 
 
 @dataclass
@@ -26,14 +32,17 @@ class SediConfig:
         seed_examples, machine_examples, instructions_per_call, temperature, max_tokens, seed.
     Parameters that control filtering:
         rouge_threshold, sedi_rouge_threshold, min_words, max_words, batch_size, batch_similarity,
-        batch_threshold, open_batches.
-    Parameters that control the RM feedback (sedi mode):
-        rm, rm_device, rm_keep_threshold, retire_threshold, min_offspring, promote_threshold.
+        batch_threshold, open_batches, batch_overflow.
+    Parameters that control the feedback (sedi mode):
+        feedback_signal, rm, rm_device, thresholds, retire_quantile, promote_quantile, keep_quantile,
+        retire_threshold, promote_threshold, keep_threshold, min_offspring.
 
     Open choices of the paper and the defaults taken here: the relaxed threshold is 0.85; a batch of
     `batch_size` instructions admits a new one only if its similarity to every member is below
-    `batch_threshold`, up to `open_batches` batches are filled at once and an instruction that fits none
-    is dropped; the feedback signal is the RM score of the (instruction, response) pair.
+    `batch_threshold`, up to `open_batches` batches are filled at once, an instruction that fits none waits
+    for a later batch, and OUT is written batch by batch; the feedback signal is the responder's own mean
+    per-token loss on its response (the training loss of that pair for the model being tuned), and the
+    retire / promote / keep thresholds are quantiles of the same signal on the seed set.
     """
 
     mode: str = field(default="sedi", metadata={"help": "sedi or self-instruct (the baseline).",
@@ -42,7 +51,7 @@ class SediConfig:
         default_factory=default_backends,
         metadata={"help": "Role -> backend spec: generator (writes instructions), responder (answers them); "
                           "`default` serves both."})
-    iterations: int = field(default=4, metadata={"help": "Generation iterations (the RM feedback runs after each)."})
+    iterations: int = field(default=4, metadata={"help": "Generation iterations (the feedback runs after each)."})
     requests_per_iteration: int = field(default=8, metadata={"help": "Instruction-generation calls per iteration."})
     seed_examples: int = field(default=6, metadata={"help": "Seed tasks shown in each generation prompt (paper: 6)."})
     machine_examples: int = field(
@@ -67,17 +76,38 @@ class SediConfig:
         default=0.5, metadata={"help": "sedi mode: an instruction joins a batch only if its similarity to every "
                                        "member is below this."})
     open_batches: int = field(default=4, metadata={"help": "sedi mode: batches filled at the same time."})
+    batch_overflow: str = field(
+        default="wait", metadata={"help": "sedi mode: an instruction that fits no open batch waits for a later "
+                                          "batch (wait) or is dropped (drop).", "choices": list(BATCH_OVERFLOWS)})
 
-    rm: str | None = field(default=None, metadata={"help": "Reward model path (sedi mode: the feedback signal)."})
+    feedback_signal: str = field(
+        default="loss", metadata={"help": "sedi mode: the feedback score of a pair: loss (the responder's mean "
+                                          "negative token logprob of its response, asked with logprobs) or rm "
+                                          "(the RM score; needs --rm).", "choices": list(FEEDBACK_SIGNALS)})
+    rm: str | None = field(default=None, metadata={"help": "Reward model path (the rm signal; recorded as "
+                                                           "rm_score with either signal)."})
     rm_device: str | None = field(default=None, metadata={"help": "Device of the RM."})
-    rm_keep_threshold: float | None = field(
-        default=None, metadata={"help": "sedi mode: drop pairs whose RM score is below this (none = keep all)."})
+    thresholds: str = field(
+        default="seed_quantiles", metadata={"help": "sedi mode: feedback thresholds as quantiles of the seed set's "
+                                                    "scores (seed_quantiles) or the absolute *_threshold values.",
+                                            "choices": list(THRESHOLD_SOURCES)})
+    retire_quantile: float = field(
+        default=0.25, metadata={"help": "seed_quantiles: retire a seed whose offspring's mean score is below this "
+                                        "quantile of the seed scores."})
+    promote_quantile: float = field(
+        default=0.9, metadata={"help": "seed_quantiles: promote kept pairs scoring >= this quantile of the seed "
+                                       "scores into the seed pool."})
+    keep_quantile: float | None = field(
+        default=None, metadata={"help": "seed_quantiles: drop pairs scoring below this quantile of the seed scores "
+                                        "(none = keep all)."})
     retire_threshold: float = field(
-        default=0.0, metadata={"help": "sedi mode: retire a seed whose offspring's mean RM score is below this."})
+        default=0.0, metadata={"help": "absolute: retire a seed whose offspring's mean score is below this."})
+    promote_threshold: float = field(
+        default=1.0, metadata={"help": "absolute: promote kept pairs scoring >= this into the seed pool."})
+    keep_threshold: float | None = field(
+        default=None, metadata={"help": "absolute: drop pairs scoring below this (none = keep all)."})
     min_offspring: int = field(
         default=2, metadata={"help": "sedi mode: offspring scored before a seed can be retired."})
-    promote_threshold: float = field(
-        default=1.0, metadata={"help": "sedi mode: promote kept pairs scoring >= this into the seed pool."})
 
     concurrency: int = field(default=8, metadata={"help": "Calls in flight at once."})
     limit: int | None = field(default=None, metadata={"help": "Use only the first N seed tasks."})
@@ -103,6 +133,15 @@ class SediConfig:
         for name in ("rouge_threshold", "sedi_rouge_threshold", "batch_threshold"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: expected a value in (0, 1], got {getattr(self, name)}")
+        for name, value, choices in (("batch_overflow", self.batch_overflow, BATCH_OVERFLOWS),
+                                     ("feedback_signal", self.feedback_signal, FEEDBACK_SIGNALS),
+                                     ("thresholds", self.thresholds, THRESHOLD_SOURCES)):
+            if value not in choices:
+                raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+        for name in ("retire_quantile", "promote_quantile", "keep_quantile"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}: expected a value in [0, 1], got {value}")
         check_backend_roles(self.backends, ("default", "generator", "responder"))
         for role in ("generator", "responder"):
             if role not in self.backends and "default" not in self.backends:

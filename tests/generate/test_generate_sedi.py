@@ -1,4 +1,4 @@
-"""SeDi-Instruct and the Self-Instruct baseline with a scripted generator: filters, batches, RM feedback, resume, cost."""
+"""SeDi-Instruct and the Self-Instruct baseline with a scripted generator: filters, batches, feedback, resume, cost."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ import json
 import random
 from itertools import combinations
 
+import numpy as np
 import pytest
 from generate_helpers import write_jsonl
 
-from chat.backends.base import Completion
+from chat.backends.base import Completion, TokenLogprob
+from chat.agents import derive_seed
 from chat.backends.scripted import ScriptedBackend
+from chat.errors import ConfigError
 from generate.agents import ParseError
 from generate.export import export_file
 from generate.rouge import rouge_l
-from generate.sedi.algorithm import SediBackends
+from generate.registry import GENERATORS, load_generators
+from generate.sedi.algorithm import SediBackends, expected_calls
 from generate.sedi.config import SediConfig
 from generate.sedi.run import iteration_log_path, run_sedi
 from generate.sedi.steps import generation_format, instruction_filter_reason, parse_generated_instructions
@@ -23,10 +27,19 @@ WORDS = ("river mountain poem budget recipe python essay planet history letter s
          "garden theorem market song travel chess").split()
 
 
+def token_logprob(instruction):
+    """The scripted responder's logprob of every token of its answer to `instruction`: -3 for 'river', else -0.5."""
+    return -3.0 if "river" in instruction else -0.5
+
+
 def generator(messages, params):
-    """Three tasks per call (JSON): a fresh one, a near copy of it, and one that copies the first example task."""
+    """Three tasks per call (JSON): a fresh one, a near copy of it, and one that copies the first example task.
+    A response echoes the instruction, with per-token logprobs (`token_logprob`) when they are asked for."""
     if not messages[-1]["content"].startswith("Come up with"):
-        return f"Response to: {messages[-1]['content']}"
+        text = f"Response to: {messages[-1]['content']}"
+        logprob = token_logprob(messages[-1]["content"])
+        return Completion(text, "stop", {"prompt_tokens": 1, "completion_tokens": 4},
+                          logprobs=tuple(TokenLogprob(word, logprob) for word in text.split()[:4]))
     rng = random.Random(params["seed"])
     topic = " ".join(rng.sample(WORDS, 4))
     first_example = messages[-1]["content"].split("Task 1: ")[1].split("\n")[0]
@@ -69,7 +82,9 @@ def test_self_instruct_rejects_rouge_l_at_or_above_0_7_against_the_pool_and_answ
     instructions = [row["meta"]["instruction"] for row in rows]
     assert all(rouge_l(a, b) < 0.7 for a, b in combinations(instructions, 2))
     assert rows[0]["messages"][1]["content"] == f"Response to: {instructions[0]}"
-    assert {"seed_ids", "iteration", "rm_score", "batch"} <= set(rows[0]["meta"])
+    assert {"seed_ids", "iteration", "rm_score", "batch_id", "position"} <= set(rows[0]["meta"])
+    assert rows[0]["meta"]["batch_id"] is None and "feedback_score" not in rows[0]["meta"]
+    assert all(request.params["logprobs"] is None for request in backend.requests)    # no feedback, no calibration
     assert result.per_kept()["llm_calls"] == pytest.approx(backend.calls / result.kept)
 
 
@@ -125,22 +140,151 @@ def test_sedi_batches_hold_mutually_dissimilar_instructions(tmp_path):
     result, _, rows = run(tmp_path, "sedi", iterations=3, batch_size=3, batch_threshold=0.3, open_batches=2)
     batches = {}
     for row in rows:
-        batches.setdefault(row["meta"]["batch"], []).append(row["meta"]["instruction"])
+        batches.setdefault(row["meta"]["batch_id"], []).append(row["meta"]["instruction"])
     assert all(len(members) <= 3 for members in batches.values())
     for members in batches.values():
         assert all(rouge_l(a, b) < 0.3 for a, b in combinations(members, 2))
-    assert result.counters["dropped_batch_similarity"] > 0
+    assert result.counters["batch_waiting"] > 0
 
 
-def test_sedi_feedback_retires_seeds_with_low_scoring_offspring_and_promotes_high_scorers(tmp_path):
-    result, _, rows = run(tmp_path, "sedi", rm=SeedRM(), iterations=3, min_offspring=1, retire_threshold=0.0,
-                          promote_threshold=1.0, rm_keep_threshold=0.0)
-    logs = [json.loads(line) for line in iteration_log_path(tmp_path / "out.jsonl").read_text().splitlines()]
+def test_expected_calls_add_one_response_per_seed_for_seed_quantile_thresholds():
+    load_generators()
+    sedi = SediConfig(iterations=2, requests_per_iteration=4, instructions_per_call=3)
+    assert (expected_calls(sedi, 8, 10).calls, expected_calls(sedi, 8, 10).max_calls) == (8 + 8 + 12, 8 + 8 + 24)
+    baseline = SediConfig(mode="self-instruct", iterations=2, requests_per_iteration=4, instructions_per_call=3)
+    assert (expected_calls(baseline, 8, 10).calls, expected_calls(baseline, 8, 10).max_calls) == (8 + 12, 8 + 24)
+    absolute = SediConfig(thresholds="absolute", iterations=2, requests_per_iteration=4, instructions_per_call=3)
+    assert expected_calls(absolute, 8, 10).max_calls == 8 + 24
+    assert GENERATORS.get("sedi").expected_calls is expected_calls
+
+
+def logs_of(tmp_path):
+    return [json.loads(line) for line in iteration_log_path(tmp_path / "out.jsonl").read_text().splitlines()]
+
+
+def test_absolute_rm_feedback_retires_seeds_with_low_scoring_offspring_and_promotes_high_scorers(tmp_path):
+    result, backend, rows = run(tmp_path, "sedi", rm=SeedRM(), iterations=3, min_offspring=1,
+                                feedback_signal="rm", thresholds="absolute", retire_threshold=0.0,
+                                promote_threshold=1.0, keep_threshold=0.0)
+    logs = logs_of(tmp_path)
     retired = [seed for log in logs for seed in log["retired"]]
     promoted = [seed for log in logs for seed in log["promoted"]]
-    assert result.counters["dropped_rm_filter"] > 0 and retired and promoted
-    assert all(row["meta"]["rm_score"] == 2.0 for row in rows)
+    assert result.counters["dropped_feedback_filter"] > 0 and retired and promoted
+    assert all(row["meta"]["rm_score"] == row["meta"]["feedback_score"] == 2.0 for row in rows)
     assert set(promoted) <= {row["id"] for row in rows}
+    assert logs[0]["thresholds"] == {"signal": "rm", "source": "absolute", "retire": 0.0, "promote": 1.0, "keep": 0.0,
+                                     "seed_scores": 0, "seed_mean": None}
+    assert "calibration_seeds_scored" not in result.counters                   # absolute: no seed responses
+    assert all(request.params["logprobs"] is None for request in backend.requests)
+
+
+def test_loss_feedback_thresholds_are_quantiles_of_the_seed_set_losses(tmp_path):
+    result, backend, rows = run(tmp_path, "sedi", iterations=2, keep_quantile=0.25)
+    calibration = backend.requests[:8]
+    assert [r.messages for r in calibration] == [[{"role": "user", "content": f"Seed task {i}: explain {WORDS[i]} to "
+                                                                              "a child."}] for i in range(8)]
+    assert all(r.params["logprobs"] == 0 for r in backend.requests if not
+               r.messages[-1]["content"].startswith("Come up with"))
+    seed_losses = [3.0] + [0.5] * 7                      # the responder's mean -logprob; seed0 is about 'river'
+    def quantile(q):
+        return round(float(np.quantile(seed_losses, q)), 6)
+
+    expected = {"signal": "loss", "source": "seed_quantiles", "retire": quantile(0.25), "promote": quantile(0.9),
+                "keep": quantile(0.25), "seed_scores": 8, "seed_mean": float(np.mean(seed_losses))}
+    assert expected["promote"] == 1.25
+    logs = logs_of(tmp_path)
+    assert [log["thresholds"] for log in logs] == [expected, expected] and [log["calibrated"] for log in logs] == [
+        True, False]
+    assert result.counters["calibration_seeds_scored"] == 8 and backend.calls == result.counters["llm_calls"]
+    assert rows and all(row["meta"]["feedback_thresholds"] == expected for row in rows)
+    for row in rows:
+        loss = -token_logprob(row["meta"]["instruction"])
+        assert row["meta"]["response_loss"] == row["meta"]["feedback_score"] == loss
+    promoted = {seed for log in logs for seed in log["promoted"]}
+    assert promoted == {row["id"] for row in rows if row["meta"]["feedback_score"] >= 1.25}
+    report = GENERATORS.get("sedi").report(result, tmp_path / "out.jsonl")
+    assert "feedback (loss, quantiles of 8 seed scores (mean 0.8125)): retire < 0.5, promote >= 1.25, keep >= 0.5" \
+        in report
+
+
+def test_loss_feedback_needs_a_responder_that_returns_logprobs(tmp_path):
+    def plain(messages, params):
+        reply = generator(messages, params)
+        return reply.text if isinstance(reply, Completion) else reply
+
+    with pytest.raises(ConfigError, match="none of the 8 seed tasks got a score"):
+        run(tmp_path, "sedi", responder=plain)
+
+
+def test_rm_feedback_thresholds_are_quantiles_of_the_seed_set_rm_scores(tmp_path):
+    result, _, rows = run(tmp_path, "sedi", rm=SeedRM(), feedback_signal="rm", iterations=3, min_offspring=1,
+                          keep_quantile=0.5)
+    thresholds = logs_of(tmp_path)[0]["thresholds"]
+    assert (thresholds["retire"], thresholds["promote"], thresholds["keep"]) == (2.0, 2.0, 2.0)   # 7 of 8 seeds score 2
+    assert result.counters["dropped_feedback_filter"] > 0 and all(row["meta"]["rm_score"] == 2.0 for row in rows)
+
+
+#: The tasks of each iteration's one generation request (keyed by the call's derived seed).
+BATCH_TASKS = {
+    derive_seed(0, "generate/0/0"): ["Explain rivers in simple words.", "Explain mountains in simple words.",
+                                     "Plan a budget for a family trip."],
+    derive_seed(0, "generate/1/0"): ["Explain planets in simple words.", "Write a riddle about chess pieces.",
+                                     "Summarize the history of the printing press."]}
+
+
+def batch_generator(messages, params):
+    if messages[-1]["content"].startswith("Come up with"):
+        return json.dumps({"tasks": BATCH_TASKS[params["seed"]]})
+    return generator(messages, params)
+
+
+def run_batches(tmp_path, **values):
+    return run(tmp_path, "sedi", responder=batch_generator, requests_per_iteration=1, batch_size=2,
+               batch_threshold=0.5, open_batches=1, **values)
+
+
+def test_an_instruction_that_fits_no_open_batch_waits_and_out_is_written_in_batch_order(tmp_path):
+    result, _, rows = run_batches(tmp_path)
+    assert [(row["meta"]["instruction"], row["meta"]["batch_id"], row["meta"]["position"],
+             row["meta"]["written_iteration"], row["meta"]["waited"]) for row in rows] == [
+        ("Explain rivers in simple words.", 0, 0, 0, False),
+        ("Plan a budget for a family trip.", 0, 1, 0, False),
+        ("Explain mountains in simple words.", 1, 0, 1, True),     # waited: batch 0 held a near neighbour
+        ("Write a riddle about chess pieces.", 1, 1, 1, False),
+        ("Summarize the history of the printing press.", 2, 0, 1, False),
+        ("Explain planets in simple words.", 2, 1, 1, True)]
+    assert result.counters["batch_waiting"] == 2 and result.counters["batch_placed_later"] == 2
+    assert result.counters["batches_written"] == 3 and "dropped_batch_similarity" not in result.counters
+    logs = logs_of(tmp_path)
+    assert [list(log["open_batches"]) for log in logs] == [["1"], []] and [log["pending"] for log in logs] == [[], []]
+    assert [row["id"] for row in logs[0]["open_batches"]["1"]] == ["sedi-0-0-1"]
+    report = GENERATORS.get("sedi").report(result, tmp_path / "out.jsonl")
+    assert "batches: 3 written this run, 0 open; instructions waited for a batch: 2, placed later: 2, still " \
+           "pending: 0" in report
+    assert export_file(tmp_path / "out.jsonl", tmp_path / "alpaca.jsonl", "alpaca") == 6
+    exported = [json.loads(line)["instruction"] for line in (tmp_path / "alpaca.jsonl").read_text().splitlines()]
+    assert exported == [row["meta"]["instruction"] for row in rows]
+
+
+def test_batch_overflow_drop_keeps_the_old_rule(tmp_path):
+    result, _, rows = run_batches(tmp_path, batch_overflow="drop")
+    assert result.counters["dropped_batch_similarity"] == 1 and "batch_waiting" not in result.counters
+    assert "Explain mountains in simple words." not in [row["meta"]["instruction"] for row in rows]
+
+
+def test_resume_restores_open_batches_and_the_pending_pool(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, _, straight = run_batches(tmp_path / "a")
+    run_batches(tmp_path / "b")
+    out = tmp_path / "b" / "out.jsonl"
+    # as if killed during iteration 1: its log line and the records it wrote are lost
+    out.write_text("".join(json.dumps(row) + "\n" for row in straight if row["meta"]["written_iteration"] == 0))
+    log = iteration_log_path(out)
+    log.write_text(log.read_text().splitlines()[0] + "\n")
+    second, backend, resumed = run_batches(tmp_path / "b")
+    assert second.summary.skipped_existing == 1 and resumed == straight
+    assert backend.calls == 1 + 3                  # iteration 1: one generation call, three responses
 
 
 def test_resume_runs_only_unfinished_iterations_without_duplicates(tmp_path):
