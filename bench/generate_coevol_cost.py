@@ -39,7 +39,7 @@ EDITOR_MARK = render("coevol_editor_system").splitlines()[0]
 
 
 def scripted_agents(accept_probability: float):
-    """Judge and advisor answer with the JSON objects of their generate-v2 steps (the scripted backend validates
+    """Judge and advisor answer with the JSON objects of their generate-v3 steps (the scripted backend validates
     them); the editor and the debaters write plain text, as their prompts ask."""
     decisions: dict[str, bool] = {}
 

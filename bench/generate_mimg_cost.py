@@ -37,7 +37,7 @@ MARKS = {role: render(f"mimg_{role}_system", max_questions=3, hops=2).splitlines
 
 
 def scripted_agents(pass_scores=range(3, 11)):
-    """Every agent answers with the JSON object of its generate-v2 step (the scripted backend validates it)."""
+    """Every agent answers with the JSON object of its generate-v3 step (the scripted backend validates it)."""
     def reply(messages, params):
         system, text = messages[0]["content"], messages[1]["content"]
         role = next(role for role, mark in MARKS.items() if system.startswith(mark))
@@ -86,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_scripted:
             backend = ScriptedBackend(scripted_agents())
-            config = MimgConfig(backends={"default": {"kind": "scripted"}}, limit=6, distractor_chunks=4)
+            config = MimgConfig(backends={"default": {"kind": "scripted"}}, limit=6)
             started = time.monotonic()
             result = run_mimg(corpus, Path(tmp) / "scripted.jsonl", config,
                               backends=MimgBackends(backend, backend, backend, backend), progress=False,

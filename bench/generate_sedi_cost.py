@@ -5,8 +5,10 @@
    some with a word dropped or added, so that the pool filter meets near-duplicates as it does with a real LLM.
 2. The embedded model (Qwen2.5-Coder-0.5B-Instruct, `local` backend, 8 requests per batch, no response cache) writes
    the instructions and their responses: 3 iterations x 8 generation calls x 4 instructions, max_tokens 128.
-Seeds: the 175 Self-Instruct seed tasks; no RM (so SeDi's difference is the relaxed pool threshold and the
-diverse-batch filter, not the seed-pool feedback).
+Seeds: the 175 Self-Instruct seed tasks; no RM. The scripted part runs SeDi without feedback (`feedback_signal: rm`
+and no RM: the scripted backend has no logprobs), so its difference is the relaxed pool threshold and the
+diverse-batch filter; the embedded part runs SeDi's default feedback (the responder's own loss on its answer,
+thresholds at quantiles of the seed tasks' losses, one extra response per seed task).
 Run: .venv/bin/python bench/generate_sedi_cost.py [--skip-embedded | --skip-scripted] [--iterations 3 ...]
 """
 
@@ -36,7 +38,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seeds"
 
 def scripted_llm(candidates: list[str]):
     """Generation prompts ("Come up with N new ... tasks"): the JSON object {"tasks": [...]} of N instructions the
-    generate-v2 step asks for (the scripted backend validates it); any other prompt: a response."""
+    generate-v3 step asks for (the scripted backend validates it); any other prompt: a response."""
     def reply(messages, params):
         prompt = messages[-1]["content"]
         asked = re.match(r"Come up with (\d+) new", prompt)
@@ -110,7 +112,8 @@ def main() -> None:
         candidates = [json.loads(line)["instruction"] for line in (SHARED / "user_oriented_instructions.jsonl").open()]
         candidates = [" ".join(c.split()) for c in candidates]
         results = run_modes(lambda mode: SediConfig(mode=mode, backends={"default": {"kind": "scripted"}},
-                                                    iterations=6, requests_per_iteration=16, instructions_per_call=8),
+                                                    iterations=6, requests_per_iteration=16, instructions_per_call=8,
+                                                    feedback_signal="rm"),
                             lambda: ScriptedBackend(scripted_llm(candidates)))
         record_comparison("scripted generator", results, "6 iterations x 16 calls x 8 instructions")
     if not args.skip_embedded:
@@ -121,7 +124,7 @@ def main() -> None:
         record_comparison("embedded instruct model", results,
                           f"Qwen2.5-Coder-0.5B-Instruct, {args.iterations} iterations x {args.requests} calls x "
                           f"{args.instructions_per_call} instructions, max_tokens {args.max_tokens}, 8 calls in "
-                          f"flight, no response cache, no RM")
+                          f"flight, no response cache, no RM; SeDi feedback: the responder's loss")
 
 
 if __name__ == "__main__":

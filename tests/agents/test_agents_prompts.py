@@ -64,7 +64,7 @@ def test_the_packages_keep_their_record_versions():
     from generate.prompts import PROMPT_VERSION as generate_version
     from judge.templates import prompt_versions
 
-    assert (augment_version, generate_version) == ("music-v2", "generate-v2")
+    assert (augment_version, generate_version) == ("music-v2", "generate-v3")
     assert "v1" in prompt_versions()
 
 

@@ -187,7 +187,8 @@ def test_generators_resume_refuse_changed_settings_and_overwrite(command, tmp_pa
                                       "output": "Rain falls softly."}) + "\n")
     output = tmp_path / "out.jsonl"
     base = ("generate", command, option, source, "-o", output, "--backends", SCRIPTED,
-            *(("--iterations", "1") if command == "sedi" else ()))
+            # sedi without feedback: the scripted backend returns no logprobs for the default loss signal
+            *(("--iterations", "1", "--feedback_signal", "rm") if command == "sedi" else ()))
     (tmp_path / f"out.jsonl{sink}").write_text(json.dumps(finished) + "\n")
     code, _, err = cli(capsys, *base)
     assert (code, err) == (2, legacy_refusal(output))

@@ -299,7 +299,7 @@ def test_run_writes_records_report_and_resumes(tmp_path):
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == 3 and rows[0]["messages"][1]["content"].endswith("(edited)")
     assert rows[0]["meta"]["coevol"]["turns"][0]["iterations"][0]["suggestions"] == ["add an example", "be precise"]
-    assert rows[0]["meta"]["prompt_version"] == "generate-v2"
+    assert rows[0]["meta"]["prompt_version"] == "generate-v3"
 
 
 def test_a_degenerate_stop_is_counted_and_reported(tmp_path):

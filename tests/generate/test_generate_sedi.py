@@ -105,7 +105,7 @@ def test_prompts_show_sampled_seed_tasks_and_ask_for_a_bounded_json_batch(tmp_pa
     responses = [r for r in backend.requests if not r.messages[-1]["content"].startswith("Come up with")]
     assert responses and all(r.params["response_format"] is None for r in responses)    # responses are free text
     assert all(len(row["meta"]["seed_ids"]) == 3 for row in rows)
-    assert rows[0]["meta"]["prompt_version"] == "generate-v2"
+    assert rows[0]["meta"]["prompt_version"] == "generate-v3"
 
 
 DEGENERATE = ["In the In the In the In the In the In the", "1 1 1 1 1 1 1 1", "I\nI\nI\nI\nI\nI\nI\nI\nI"]

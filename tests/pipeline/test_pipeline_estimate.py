@@ -47,8 +47,9 @@ def test_stage_estimates_of_a_config(tmp_path):
     assert judge.items == "~18 pairs"                        # (64 originals + 10 MUSIC) x 0.25
     assert (judge.calls, judge.max_calls) == (36, 72)        # both orders, one re-ask each
     generate = estimate_stage(ctx, "generate")
-    # review-instruct 5 seeds x 2 x (1 + 2 + 1); sedi 6 generation calls + on average half of 24 responses
-    assert generate.calls == 5 * 8 + 6 + 12 and generate.max_calls == 5 * 8 * 3 + 6 + 24
+    # review-instruct 5 seeds x 2 x (1 + 2 + 1); sedi 6 generation calls + on average half of 24 responses, and
+    # one response per seed task for the seed-quantile thresholds (24 seed tasks)
+    assert generate.calls == 5 * 8 + 6 + 12 + 24 and generate.max_calls == 5 * 8 * 3 + 6 + 24 + 24
     assert estimate_stage(ctx, "rm_train").calls == 0
 
 

@@ -80,14 +80,16 @@ _CHAIRMAN = render_generate("chairman_system", max_words=300).splitlines()[0]
 
 def review_instruct_reply(body: Body) -> str:
     """Reviewers: a JSON review and vote; the chairman: a JSON next question numbered after the questions so far;
-    the candidate: a plain answer (generate-v2 prompts)."""
+    the candidate: a plain answer (generate-v3 prompts)."""
     system, last = _system(body), _last_user(body)
     if _REVIEWER in system:
         return json.dumps({"review": "fine on all five criteria",
                            "vote": "positive" if digest(last) % 3 else "negative"})
     if _CHAIRMAN in system:
         asked = last.split("Latest answer:")[0].count("\n") - 1
-        return json.dumps({"question": f"Question {asked + 1} about {digest(last) % 97}?"})
+        question = {"question": f"Question {asked + 1} about {digest(last) % 97}?"}
+        # the chairman that decides breadth or depth itself answers with its decision too
+        return json.dumps({"decision": "breadth", **question} if '"decision"' in last else question)
     return f"answer to: {last}"
 
 
@@ -151,7 +153,7 @@ _MIMG = {role: render_generate(f"mimg_{role}_system", max_questions=3, hops=2).s
 
 
 def mimg_reply(body: Body) -> str:
-    """Every MIMG agent answers with the JSON object its generate-v2 prompt asks for."""
+    """Every MIMG agent answers with the JSON object its generate-v3 prompt asks for."""
     messages, system = _messages(body), _system(body)
     text = messages[1]["content"] if len(messages) > 1 else ""
     if system.startswith(_MIMG["question"]):
