@@ -145,7 +145,8 @@ def estimate_generate(ctx: StageContext) -> Estimate:
     notes = []
     inputs: dict[str, str] = {}
     for generator in generators:
-        config = ctx.options("generate", generator.config, generator.section, rm=None)
+        # the RM rm_train will have written: it changes the calls (SeDi scores the seed tasks with it)
+        config = ctx.options("generate", generator.config, generator.section, rm=str(ctx.reward_model))
         path = ctx.input_path("generate", generator.input.key)
         inputs.setdefault(path, generator.input.name)
         rows, size = count_rows(path, config.limit)
