@@ -11,7 +11,7 @@ from augment.config import MusicConfig
 from augment.inspection import pair_stats, render_pair, render_stats, select_pair
 from augment.mix import DEFAULT_EVAL_FRACTION, mix_datasets
 from augment.run import format_music_summary, run_music
-from chat.cli import add_group
+from chat.commands import add_group
 from chat.config import add_dataclass_arguments, config_from_args
 from chat.formats import FORMATS, ON_ERROR, load_pairs
 from chat.runner import add_overwrite_argument, format_summary

@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "judge-embedded")
     args = parser.parse_args()
 
-    from chat.cli import main as turnwise
+    from app.cli import main as turnwise
     from chat.formats import write_jsonl
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "judge-rm-alpaca")
     args = parser.parse_args()
 
-    from chat.cli import main as turnwise
+    from app.cli import main as turnwise
 
     results = {}
     for annotation_file in sorted(ALPACA_DIR.glob("*.annotations.json.gz")):

@@ -37,7 +37,7 @@ def main() -> None:
     if not ALPACA_DIR.is_dir():
         sys.exit(f"shared AlpacaEval annotations not found at {ALPACA_DIR}")
 
-    from chat.cli import main as turnwise
+    from app.cli import main as turnwise
 
     started = time.monotonic()
     files = sorted(str(p) for p in ALPACA_DIR.glob("*.annotations.json.gz"))

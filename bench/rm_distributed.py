@@ -55,10 +55,10 @@ def train(processes: int, output: Path, train_data: Path, eval_data: Path, steps
             "--gradient_accumulation_steps", str(accumulation), "--logging_steps", str(steps),
             "--use_cpu", "true", "--disable_tqdm", "true"]
     if processes == 1:
-        command = [sys.executable, "-m", "chat.cli", *args]
+        command = [sys.executable, "-m", "app.cli", *args]
     else:
         command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_DDP),
-                   "--num_processes", str(processes), "--main_process_port", str(free_port()), "-m", "chat.cli",
+                   "--num_processes", str(processes), "--main_process_port", str(free_port()), "-m", "app.cli",
                    *args]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}  # one core per process
     subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL)

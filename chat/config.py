@@ -64,7 +64,7 @@ def add_config_command(subparsers: argparse._SubParsersAction, name: str, *, hel
         args.verbose = getattr(namespace, "verbose", 0)
         return func(args)
 
-    # chat.cli.main hands the arguments it did not recognise to commands that set `takes_extra_args`
+    # `turnwise`'s entry point hands the arguments it did not recognise to commands that set `takes_extra_args`
     parser.set_defaults(func=run, takes_extra_args=True)
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from chat.cli import add_group
+from chat.commands import add_group
 from chat.config import add_dataclass_arguments, config_from_args
 from chat.runner import add_overwrite_argument
 from generate.registry import Generator, load_generators

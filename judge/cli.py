@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from chat.cli import add_group
+from chat.commands import add_group
 from chat.config import UNSET, add_dataclass_arguments, build_config, config_from_args, load_yaml
 from chat.errors import ConfigError
 from chat.runner.fingerprint import add_overwrite_argument

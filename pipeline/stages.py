@@ -326,7 +326,7 @@ def rm_train_values(ctx: StageContext, rm_name: str = MUSIC_RM, max_steps: int |
 
 
 def train_with_accelerate(ctx: StageContext, values: dict[str, Any], accelerate_config: str) -> dict[str, Any]:
-    """Multi-process training: `accelerate launch --config_file F -m chat.cli rm train --config
+    """Multi-process training: `accelerate launch --config_file F -m app.cli rm train --config
     RUN/rm_train/<rm>.train.yaml` in a child process; returns the TrainResult it recorded in the model's metadata.
 
     Each rank's output also goes to RUN/rm_train/launch/<rm>/ (torchrun's `--tee`/`--log_dir`); a failed rank
@@ -349,7 +349,7 @@ def train_with_accelerate(ctx: StageContext, values: dict[str, Any], accelerate_
     log_dir = ctx.stage_dir("rm_train") / "launch" / ctx.rm_name
     shutil.rmtree(log_dir, ignore_errors=True)  # only this attempt's rank logs, so the failed rank's are found
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config,
-               "--tee", "3", "--log_dir", str(log_dir), "-m", "chat.cli", "rm", "train", "--config", str(train_yaml)]
+               "--tee", "3", "--log_dir", str(log_dir), "-m", "app.cli", "rm", "train", "--config", str(train_yaml)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace")
     tail: collections.deque[str] = collections.deque(maxlen=400)
     for line in process.stderr or ():  # shown as it comes; the end is kept for the failure summary

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chat.cli import add_group
+from chat.commands import add_group
 from chat.errors import ConfigError
 from chat.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = group.add_parser("train", help="train a reward model (TRL RewardTrainer; LoRA/QLoRA optional)",
                              add_help=False)
     # The options are RMTrainConfig's fields, parsed by TRL's own TrlParser when the command runs (`--help` lists
-    # them); importing TRL for every `turnwise` start would be slow. chat.cli hands the arguments over unparsed.
+    # them); importing TRL for every `turnwise` start would be slow. app.cli hands the arguments over unparsed.
     train.set_defaults(func=run_train, takes_extra_args=True)
 
     evaluate = group.add_parser("eval", help="pairwise accuracy of an RM on preference pairs or RewardBench, with reports",

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from chat.cli import main
+from app.cli import main
 
 SWAP = json.dumps({"swapped_instruction": "Describe a sunrise instead.", "reason": "different scene"})
 

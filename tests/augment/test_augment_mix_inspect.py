@@ -9,7 +9,7 @@ import pytest
 
 from augment.inspection import pair_stats, render_pair, render_stats, select_pair
 from augment.mix import mix_datasets, split_paths
-from chat.cli import main
+from app.cli import main
 from chat.conversation import PreferencePair
 from chat.errors import ConfigError
 from chat.formats import load_pairs, read_records

@@ -11,7 +11,7 @@ from chat.backends import (BACKENDS, BackendSpec, CachedBackend, ConcurrencyLimi
                            RetryingBackend, UsageLedger, UsageRecordingBackend, aclose_backends,
                            build_backend, build_backends)
 from chat.errors import ConfigError
-from chat.list_cli import list_registry
+from app.list_cli import list_registry
 
 OPENAI = {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "model": "gemma-2-9b-it"}
 

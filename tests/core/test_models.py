@@ -18,7 +18,7 @@ import chat.model_parts as model_parts
 from chat.embedded import (DEFAULT_INSTRUCT, EMBEDDED, MODELS, Conversion, ModelSpec, converted_gguf, model_dir,
                            model_spec, resolve_model)
 from chat.errors import ConfigError
-from chat.list_cli import list_registry
+from app.list_cli import list_registry
 from chat.model_parts import PartWheels, assemble, locate_parts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

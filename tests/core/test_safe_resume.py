@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chat.cli import main
+from app.cli import main
 from chat.runner import fingerprint_path, read_records
 
 SWAP = json.dumps({"swapped_instruction": "Describe a sunrise instead.", "reason": "different scene"})
@@ -217,7 +217,7 @@ def test_generators_resume_refuse_changed_settings_and_overwrite(command, tmp_pa
 # ----------------------------------------------------------------------------- rm score
 
 def test_rm_score_checks_the_fingerprint_before_loading_the_model(tmp_path, capsys, pairs_file):
-    from chat.cli import build_parser
+    from app.cli import build_parser
     from chat.runner import claim_output
     from rm.cli import score_settings
 

@@ -37,13 +37,13 @@ def free_port() -> int:
 
 
 def accelerate_command(config_file: Path, port: int, train_args: list[str]) -> list[str]:
-    """`accelerate launch --config_file F -m chat.cli rm train ...` (the README's module entry)."""
+    """`accelerate launch --config_file F -m app.cli rm train ...` (the README's module entry)."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file),
-            "--main_process_port", str(port), "-m", "chat.cli", "rm", "train", *train_args]
+            "--main_process_port", str(port), "-m", "app.cli", "rm", "train", *train_args]
 
 
 def single_command(train_args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "chat.cli", "rm", "train", *train_args]
+    return [sys.executable, "-m", "app.cli", "rm", "train", *train_args]
 
 
 def probe_env(records: Path, watch: Path, fail_rank: int | None = None) -> dict[str, str]:

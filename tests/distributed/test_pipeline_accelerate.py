@@ -32,7 +32,7 @@ from pipeline.stages import launch_failure
 TORCHRUN_SUMMARY = """\
 torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
 ============================================================
-chat.cli FAILED
+app.cli FAILED
 ------------------------------------------------------------
 Failures:
 [1]:
@@ -129,7 +129,7 @@ def test_a_failed_rank_stops_the_stage_with_one_line_and_the_rerun_completes_it(
     run_dir = tmp_path / "run"
     config = pipeline_config(tmp_path, run_dir)
     fake_earlier_stages(config, rows)
-    command = [sys.executable, "-m", "chat.cli", "run", str(config), "--until", "rm_train", "--no-progress"]
+    command = [sys.executable, "-m", "app.cli", "run", str(config), "--until", "rm_train", "--no-progress"]
 
     failed = run(command, probe_env(tmp_path / "probe-failed", run_dir, fail_rank=1))
     assert failed.returncode == 2, failed.stderr[-3000:]

@@ -83,7 +83,7 @@ def ddp_run(hh_slice, tmp_path_factory):
         assert time.monotonic() < deadline, "no complete checkpoint within 240 s"
         time.sleep(0.05)
     launcher = psutil.Process(first.pid)
-    ranks = [p for p in launcher.children(recursive=True) if "chat.cli" in " ".join(p.cmdline())]
+    ranks = [p for p in launcher.children(recursive=True) if "app.cli" in " ".join(p.cmdline())]
     launcher.send_signal(signal.SIGKILL)
     first.wait()
     time.sleep(1)
@@ -195,7 +195,7 @@ def test_killed_launcher_resumes_to_the_same_step_count(ddp_run, single_run):
     Observed and asserted: both ranks outlive a SIGKILLed launcher and go on training and writing output_dir
     (torchrun starts each rank in its own session, so kill -9 of the launcher's process group misses them too).
     A SIGINT/SIGTERM to the launcher (Ctrl-C) makes torchrun stop its ranks; after a kill -9, kill the ranks
-    (`pkill -9 -f "chat.cli rm train"` on a dedicated machine) before resuming. The fixture kills them one second
+    (`pkill -9 -f "app.cli rm train"` on a dedicated machine) before resuming. The fixture kills them one second
     after the launcher."""
     assert ddp_run["ranks"] == 2
     assert ddp_run["orphans"] == 2, "the ranks now die with their launcher: update this docstring and the README"

@@ -13,9 +13,9 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "formats"
 
 
 def turnwise_command() -> list[str]:
-    """The installed console script beside this interpreter, else `python -m chat.cli`."""
+    """The installed console script beside this interpreter, else `python -m app.cli`."""
     script = Path(sys.executable).parent / "turnwise"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "chat.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
 def run_turnwise(*args: str | Path, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.data_cli import render_summary
+from app.data_cli import render_summary
 from chat.formats.summary import length_stats, summarize_dataset
 from formats_helpers import write_rows
 

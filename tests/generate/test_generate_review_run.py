@@ -7,7 +7,7 @@ import json
 from generate_helpers import FakeAgents, FakeRM, agents_backend, alpaca_seeds, write_jsonl
 
 from chat.backends.base import Completion
-from chat.cli import main
+from app.cli import main
 from chat.conversation import Conversation
 from chat.formats import read_records
 from chat.runner import seed_log_path

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from generate_helpers import write_jsonl
 
-from chat.cli import main
+from app.cli import main
 from chat.conversation import Conversation
 from generate.stats import distinct_n, embedding_dispersion, generation_stats
 

@@ -10,10 +10,10 @@ import pytest
 @pytest.fixture
 def run_cli(capsys):
     """Run `turnwise ...` in-process; returns (exit code, stdout, stderr)."""
-    import chat.cli
+    import app.cli
 
     def run(*argv: str) -> tuple[int, str, str]:
-        code = chat.cli.main([str(a) for a in argv])
+        code = app.cli.main([str(a) for a in argv])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

@@ -11,7 +11,7 @@ import logging
 import sys
 
 import pipeline.stages
-from chat.cli import main
+from app.cli import main
 from pipeline.stages import StageOutcome
 
 logger = logging.getLogger("pipeline.noisy")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.cli import main
+from app.cli import main
 from chat.errors import ConfigError
 from pipeline.config import PipelineConfig
 from pipeline.stages import StageContext

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from pipeline_helpers import SEED_TASKS, config_values, write_config
 import pytest
 
-from chat.cli import build_parser, main
+from app.cli import build_parser, main
 from chat.runner import FilteredRunResult
 from generate.registry import GENERATORS, SEEDS, ExpectedCalls, Generator, load_generators
 from pipeline.config import PipelineConfig

@@ -1,4 +1,4 @@
-"""Library warnings, notices and progress bars stay out of a stage's output unless -v (chat/cli.py)."""
+"""Library warnings, notices and progress bars stay out of a stage's output unless -v (app/cli.py)."""
 
 from __future__ import annotations
 

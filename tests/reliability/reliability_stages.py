@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import yaml
 
-import chat.cli
+import app.cli
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -92,7 +92,7 @@ def run_cli(argv: list[str]) -> CliResult:
     """`turnwise ARGV` in-process with stdout/stderr captured (log records go to pytest's capture)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = chat.cli.main([str(a) for a in argv])
+        code = app.cli.main([str(a) for a in argv])
     logging.getLogger().handlers[:] = [h for h in logging.getLogger().handlers
                                        if getattr(h, "stream", None) not in (out, err)]
     return CliResult(code, out.getvalue(), err.getvalue())

@@ -50,7 +50,7 @@ def turnwise(argv: list[str], *, file_size_limit: int | None = None) -> subproce
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    return subprocess.run([sys.executable, "-m", "chat.cli", *map(str, argv)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", *map(str, argv)], capture_output=True, text=True,
                           env=env, timeout=240, preexec_fn=limit_file_size if file_size_limit else None)
 
 

@@ -91,7 +91,7 @@ def fault_free(name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dic
 def run_subprocess(argv: list[str]) -> subprocess.CompletedProcess:
     """`turnwise ARGV` as a child process (its stderr is what a user sees, logging included)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
-    return subprocess.run([sys.executable, "-m", "chat.cli", *argv], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "app.cli", *argv], capture_output=True, text=True, env=env,
                           timeout=240)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chat.cli import main
+from app.cli import main
 from fakes.fault_server import FaultPlan, FaultServer
 from pipeline_outputs import compare_runs, records
 from reliability_responders import pipeline_reply

@@ -38,7 +38,7 @@ def pipeline_config(folder: Path) -> Path:
 
 
 def command(config: Path, run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "chat.cli", "run", str(config), "--run-dir", str(run_dir), "--no-progress"]
+    return [sys.executable, "-m", "app.cli", "run", str(config), "--run-dir", str(run_dir), "--no-progress"]
 
 
 def environment() -> dict[str, str]:

@@ -40,7 +40,7 @@ def run_stage(name: str, folder: Path, base_url: str, **client: object) -> subpr
     config = write_config(folder / "backend.yaml", stage.backend_role, backend)
     argv = ["-vv", *stage.argv(stage.make_input(folder), folder / "out" / "out.jsonl", config)]
     env = {**os.environ, KEY_ENV: KEY, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    return subprocess.run([sys.executable, "-m", "chat.cli", *argv], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "app.cli", *argv], capture_output=True, text=True, env=env,
                           timeout=240)
 
 

@@ -66,12 +66,12 @@ def lora_tiny_rm(tmp_path_factory, tiny_base_dir, train_pairs):
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """Run `turnwise ...` in-process with only the rm command registered; returns (exit code, stdout, stderr)."""
-    import chat.cli
+    import app.cli
 
-    monkeypatch.setattr(chat.cli, "COMMAND_MODULES", ("rm.cli",))
+    monkeypatch.setattr(app.cli, "COMMAND_MODULES", ("rm.cli",))
 
     def run(*argv: str) -> tuple[int, str, str]:
-        code = chat.cli.main([str(a) for a in argv])
+        code = app.cli.main([str(a) for a in argv])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

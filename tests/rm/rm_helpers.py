@@ -45,5 +45,5 @@ def tiny_config(output_dir: Path, **overrides: object):
 
 
 #: Run `turnwise` with only the rm command registered (independent of other areas' modules).
-RM_ONLY_CLI = ("import sys, chat.cli as cli; cli.COMMAND_MODULES = ('rm.cli',); "
+RM_ONLY_CLI = ("import sys, app.cli as cli; cli.COMMAND_MODULES = ('rm.cli',); "
                "sys.exit(cli.main(sys.argv[1:]))")

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def _demo(out, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chat.cli", "demo", "--out", str(out), "--limit", "3",
+    return subprocess.run([sys.executable, "-m", "app.cli", "demo", "--out", str(out), "--limit", "3",
                            "--max-tokens", "6", *extra], capture_output=True, text=True, timeout=600)
 
 

@@ -28,7 +28,7 @@ KEY = "sk-serve-test-0123456789"
 def served():
     """`turnwise serve --port 0` in a subprocess, requiring a bearer key; yields its base URL."""
     env = {**os.environ, KEY_ENV: KEY}
-    process = subprocess.Popen([sys.executable, "-m", "chat.cli", "serve", "--port", "0", "--api-key-env", KEY_ENV,
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", "0", "--api-key-env", KEY_ENV,
                                 "--model", "gemma3-270m", "--served-model-name", "embedded"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:

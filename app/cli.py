@@ -14,14 +14,14 @@ from chat.errors import InputError, TurnwiseError
 
 #: Modules whose `register(subparsers)` adds a top-level command, in `--help` order.
 COMMAND_MODULES = (
-    "chat.data_cli",      # data inspect | convert
+    "app.data_cli",       # data inspect | convert
     "augment.cli",        # augment music | mix | inspect
     "rm.cli",             # rm train | eval | score | quantize | serve
     "judge.cli",          # judge pairs | grade | agree | bon
     "generate.cli",       # generate review-instruct | sedi | coevol | mimg | stats
-    "chat.serve_cli",     # serve
-    "chat.list_cli",      # list backends | formats | ...
-    "chat.demo",          # demo
+    "app.serve_cli",      # serve
+    "app.list_cli",       # list backends | formats | ...
+    "app.demo",           # demo
     "pipeline.cli",       # run
 )
 
@@ -56,12 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
-
-
-def add_group(subparsers: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
-    """A command with subcommands (`turnwise data inspect`); returns the group's subparsers."""
-    group = subparsers.add_parser(name, help=help_text, description=help_text)
-    return group.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
 
 
 def quiet_third_party_output(verbose: int) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chat.cli import add_group
+from chat.commands import add_group
 from chat.formats import FORMATS, ON_ERROR, read_records, write_jsonl
 from chat.formats.reading import KIND_NAMES
 from chat.formats.summary import summarize_dataset
