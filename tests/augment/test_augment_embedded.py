@@ -1,5 +1,6 @@
-"""End to end with a real local model (Gemma 3 270M base, fast; its chat template rejects the flipped-role user
-simulator, so seeds may all be dropped: only the plumbing and the drop bookkeeping are asserted)."""
+"""End to end with the real embedded instruct model (Qwen2.5-Coder-0.5B-Instruct; Gemma 3's chat template rejects
+the flipped-role user simulator's leading assistant turn). Short budgets, so seeds may be dropped: only the plumbing
+and the drop bookkeeping are asserted."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_a_few_pairs_end_to_end_with_the_embedded_model(tmp_path):
     prompts = ["Name three fruits.", "What is the capital of France?", "Write a short greeting.", "Count to five."]
     source.write_text("".join(json.dumps({"id": f"q{i}", "messages": [{"role": "user", "content": p}]}) + "\n"
                               for i, p in enumerate(prompts)))
-    config = MusicConfig(backends={"simulator": {"kind": "local", "model": "gemma3-270m", "cache": False}},
+    config = MusicConfig(backends={"simulator": {"kind": "local", "model": "embedded", "cache": False}},
                          turns=2, max_tokens=16, drop_truncated=False, max_reasks=1, concurrency=4, seed=1)
     output = tmp_path / "music.jsonl"
     result = run_music(source, output, config, progress=False, handle_sigint=False)
