@@ -1,4 +1,4 @@
-"""The `local` backend on the real embedded Gemma 3 270M: decoding, batching, sampling, stop rules."""
+"""The `local` backend on the real embedded models (Gemma 3 270M, Qwen 0.5B): decoding, batching, sampling, stop rules."""
 
 from __future__ import annotations
 
@@ -80,3 +80,27 @@ def test_prompt_over_context_length_is_a_clear_error(embedded_engine):
     backend = LocalBackend(BackendSpec(kind="local", model="gemma3-270m"))
     with pytest.raises(BackendError, match="exceeds the context length"):
         asyncio.run(backend.chat([Message("user", "hi")], max_tokens=embedded_engine.context_length))
+
+
+def test_prompts_of_different_lengths_prefill_one_by_one_and_decode_as_alone(monkeypatch):
+    engine = load_engine("embedded", quantize="none")  # Qwen: no sliding-window layers, so the CPU path applies
+    prompts = ["Say hello.", "Write one word about the sea.", "Describe the planet Mars in two short sentences."]
+    alone = []
+    for prompt in prompts:
+        request = _request(engine, prompt, max_tokens=8, min_tokens=8)
+        engine.generate([request])
+        alone.append(request.output_ids)
+    together = [_request(engine, prompt, max_tokens=8, min_tokens=8) for prompt in prompts]
+    assert len({len(r.prompt_ids) for r in together}) == 3
+    prefill_shapes = []
+    decoder = engine.decoder
+
+    def counting(*args, **kwargs):
+        if kwargs["input_ids"].shape[1] > 1:
+            prefill_shapes.append(tuple(kwargs["input_ids"].shape))
+        return decoder(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "decoder", counting)
+    engine.generate(together)
+    assert prefill_shapes == [(1, len(r.prompt_ids)) for r in together]
+    assert [r.output_ids for r in together] == alone
