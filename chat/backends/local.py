@@ -234,7 +234,7 @@ class LocalEngine:
             hiddens.append(self.decoder(input_ids=ids, use_cache=True,
                                         **{self.cache_argument: own}).last_hidden_state[:, -1])
             caches.append(own)
-        for index in range(len(cache.layers)):
+        for index in range(len(caches[0].layers)):
             layers = [own.layers[index] for own in caches]
             keys = torch.cat([F.pad(layer.keys, (0, 0, width - layer.keys.shape[-2], 0)) for layer in layers])
             values = torch.cat([F.pad(layer.values, (0, 0, width - layer.values.shape[-2], 0)) for layer in layers])
