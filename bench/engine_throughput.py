@@ -141,10 +141,14 @@ def measure(engine: str, ask, prompts: list, concurrency: int, tokens: int) -> P
 def local_engine(concurrency: int, tokens: int):
     from chat.backends.base import BackendSpec
     from chat.backends.local import LocalBackend
-    from chat.conversation import Message
 
-    backend = LocalBackend(BackendSpec(kind="local", max_batch_size=concurrency, batch_wait_ms=50,
-                                       extra={"min_tokens": tokens}))
+    return asker(LocalBackend(BackendSpec(kind="local", max_batch_size=concurrency, batch_wait_ms=50,
+                                          extra={"min_tokens": tokens})))
+
+
+def asker(backend):
+    """`ask(messages, max_tokens) -> usage` through a turnwise backend."""
+    from chat.conversation import Message
 
     async def ask(messages, max_tokens):
         reply = await backend.chat([Message(m["role"], m["content"]) for m in messages], max_tokens=max_tokens)
@@ -153,7 +157,7 @@ def local_engine(concurrency: int, tokens: int):
     return ask
 
 
-def generate_engine(model, tokenizer, tokens: int):
+def generate_engine(model, tokenizer):
     """Plain `model.generate`: requests queue into padded batches of the concurrency (left padding, greedy)."""
     import torch
 
@@ -215,16 +219,9 @@ def start_llamacpp(gguf: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 def llamacpp_engine(base_url: str, eos_ids: list[int]):
     from chat.backends.openai_backend import OpenAIBackend
-    from chat.conversation import Message
 
-    backend = OpenAIBackend(base_url=base_url, model="qwen", timeout=1800,
-                            extra_body={"logit_bias": {str(i): -100 for i in eos_ids}})
-
-    async def ask(messages, max_tokens):
-        reply = await backend.chat([Message(m["role"], m["content"]) for m in messages], max_tokens=max_tokens)
-        return reply.usage
-
-    return ask
+    return asker(OpenAIBackend(base_url=base_url, model="qwen", timeout=1800,
+                               extra_body={"logit_bias": {str(i): -100 for i in eos_ids}}))
 
 
 @dataclass
@@ -323,7 +320,7 @@ def main() -> None:
             for c in args.concurrency:
                 points.append(measure(engine, local_engine(c, args.tokens), sized(c), c, args.tokens))
         elif engine == "generate":
-            make = generate_engine(model, tokenizer, args.tokens)
+            make = generate_engine(model, tokenizer)
             for c in args.generate_concurrency:
                 points.append(measure(engine, make(c), sized(c), c, args.tokens))
         else:
