@@ -34,7 +34,7 @@ class MusicConfig:
     Parameters that control the pair construction:
         turns (T), seed_turns (k), divergence (+ divergence_turn), contrast_scope, reuse_seed_rejected.
     Parameters that control filtering:
-        drop_truncated, max_conversation_tokens (approximate: characters / 4).
+        drop_truncated, max_conversation_tokens (approximate: chat/token_estimate.py).
     Parameters that control the run:
         concurrency, limit, input_format, input_on_error.
 
@@ -98,7 +98,7 @@ class MusicConfig:
                           "smoke runs with a tiny max_tokens."})
     max_conversation_tokens: int = field(
         default=4096,
-        metadata={"help": "Drop a pair whose longer branch exceeds this many tokens (approximate: characters / 4)."})
+        metadata={"help": "Drop a pair whose longer branch exceeds this many tokens (approximate: characters / 4 plus 4 per message)."})
 
     # Parameters that control the run
     concurrency: int = field(default=8, metadata={"help": "Seeds synthesized at once."})

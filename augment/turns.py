@@ -15,6 +15,7 @@ from chat.conversation import Message, PreferencePair, ValidationError
 from chat.errors import ConfigError
 from chat.filters import (DEGENERATE, PARSE_FAILURE, REPEATED_TURN, REVEALS_SWAP, SCAFFOLDING, degenerate_reason,
                           repeat_reason, swap_reveal_reason)
+from chat.token_estimate import approx_conversation_tokens
 from chat.user_simulator import UserTurnRejected, ask_user_turn, format_user_simulator_input, parse_user_turn
 
 #: Why a pair was dropped (each is a summary counter `dropped_<reason>`).
@@ -141,14 +142,9 @@ class TurnWriter:
             raise PairDropped(reason, f"{where}: {text[:80]!r}")
 
 
-def approx_tokens(messages: Sequence[Message]) -> int:
-    """Approximate token count of a conversation: characters / 4 plus 4 per message."""
-    return sum(len(m.content) // 4 + 4 for m in messages)
-
-
 def check_length(chosen: Sequence[Message], rejected: Sequence[Message], max_tokens: int) -> None:
     """Drop the pair as soon as either branch exceeds `max_tokens` (approximate)."""
-    longest = max(approx_tokens(chosen), approx_tokens(rejected))
+    longest = max(approx_conversation_tokens(chosen), approx_conversation_tokens(rejected))
     if longest > max_tokens:
         raise PairDropped(TOO_LONG, f"~{longest} tokens > max_conversation_tokens {max_tokens}")
 

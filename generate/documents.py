@@ -1,16 +1,14 @@
 """Source documents of MIMG (docs/methods.md, MIMG step 1): reading `{id, content}` rows, HotpotQA paragraphs and
 .txt files, and chunking them by an approximate token count.
 
-Token counts are approximated without a tokenizer: `approx_tokens(text) = ceil(4/3 x whitespace words)`
-(English BPE vocabularies average about 0.75 words per token), so the budget does not depend on which
-backend model later reads the chunk. Chunks are whole paragraphs packed greedily; a paragraph longer
+Token counts are approximated without a tokenizer (chat/token_estimate.py), so the budget does not depend on
+which backend model later reads the chunk. Chunks are whole paragraphs packed greedily; a paragraph longer
 than the budget is split at sentence ends, and a sentence longer than the budget at word boundaries.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +16,13 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from chat.conversation import Conversation, Document, PreferencePair, content_id
 from chat.errors import InputError
+from chat.token_estimate import approx_tokens
 from chat.formats import read_records
 
 logger = logging.getLogger(__name__)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-
-
-def approx_tokens(text: str) -> int:
-    """Approximate token count: ceil(4/3 x whitespace words)."""
-    return math.ceil(len(text.split()) * 4 / 3)
 
 
 @dataclass(frozen=True)
@@ -53,21 +47,31 @@ def chunk_id(doc_id: str, index: int) -> str:
     return f"{doc_id}#{index}"
 
 
+def _word_runs(words: Sequence[str], max_tokens: int) -> list[list[str]]:
+    """`words` packed greedily into runs of at most `max_tokens` approximate tokens (a word longer than the budget
+    is a run of its own)."""
+    runs: list[list[str]] = [[]]
+    for word in words:
+        if runs[-1] and approx_tokens(" ".join([*runs[-1], word])) > max_tokens:
+            runs.append([])
+        runs[-1].append(word)
+    return runs
+
+
 def _pieces(paragraph: str, max_tokens: int) -> Iterator[str]:
     """`paragraph` split into pieces of at most `max_tokens` approximate tokens (sentences, then words)."""
     if approx_tokens(paragraph) <= max_tokens:
         yield paragraph
         return
-    max_words = max(1, math.floor(max_tokens * 3 / 4))
     current: list[str] = []
     for sentence in _SENTENCE_END.split(paragraph):
         words = sentence.split()
-        while len(words) > max_words:  # one sentence over budget: cut it at word boundaries
+        if approx_tokens(sentence) > max_tokens:  # one sentence over budget: cut it at word boundaries
             if current:
                 yield " ".join(current)
                 current = []
-            yield " ".join(words[:max_words])
-            words = words[max_words:]
+            *whole_runs, words = _word_runs(words, max_tokens)
+            yield from (" ".join(run) for run in whole_runs)
         if current and approx_tokens(" ".join([*current, *words])) > max_tokens:
             yield " ".join(current)
             current = []

@@ -206,6 +206,11 @@ def _fmt(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
+def _plot_name(rm: Any, default: str) -> str:
+    """An RM's name short enough for an axis label: the last part of its path."""
+    return Path(str(rm)).name if rm else default
+
+
 def write_bon_report(records: Sequence[dict[str, Any]], output_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
     """report.json, report.md and win_rate.png (win rate of A vs N with 95% CI) in `output_dir`."""
     import matplotlib
@@ -218,6 +223,7 @@ def write_bon_report(records: Sequence[dict[str, Any]], output_dir: Path, extra:
     output_dir.mkdir(parents=True, exist_ok=True)
     ns = [int(n) for n in report["by_n"]]
     rows = [report["by_n"][str(n)] for n in ns]
+    name_a, name_b = (_plot_name(extra.get(key), default) for key, default in (("rm_a", "RM A"), ("rm_b", "RM B")))
     if ns:
         fig, ax = plt.subplots(figsize=(4.5, 3.5))
         shown = [(i, r) for i, r in enumerate(rows) if not math.isnan(r["win_rate"])]  # all-unparseable N: no point
@@ -229,7 +235,7 @@ def write_bon_report(records: Sequence[dict[str, Any]], output_dir: Path, extra:
         ax.set_xlim(-0.5, len(ns) - 0.5)
         ax.set_ylim(0, 1)
         ax.set_xlabel("N (candidates per turn)")
-        ax.set_ylabel("win rate of RM A (ties = 0.5)")
+        ax.set_ylabel(f"win rate of {name_a} over {name_b}\n(ties = 0.5)")
         ax.set_title("Multi-turn best-of-N, 95% bootstrap CI")
         fig.tight_layout()
         fig.savefig(output_dir / "win_rate.png", dpi=100)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat.errors import ConfigError, TurnwiseError
+from chat.token_estimate import approx_tokens
 from pipeline.stages import StageContext
 
 #: Rough size of a role's instructions (system prompt + template text) in tokens.
@@ -67,14 +68,14 @@ def divergence_turns(config: Any) -> list[int]:
 
 def count_rows(source: str, limit: int | None = None) -> tuple[int | None, float]:
     """Rows of an input (None when it cannot be read here, e.g. a hub id offline) and their mean size in tokens
-    (characters / 4)."""
+    (chat/token_estimate.py)."""
     from chat.formats import read_records
 
     try:
         records = list(read_records(source, on_error="skip", limit=limit))
     except (TurnwiseError, OSError, ValueError):
         return None, 0.0
-    sizes = [len(str(getattr(record, "to_dict", lambda: record)())) / 4 for record in records]
+    sizes = [approx_tokens(str(getattr(record, "to_dict", lambda: record)())) for record in records]
     return len(records), (sum(sizes) / len(sizes) if sizes else 0.0)
 
 

@@ -127,6 +127,9 @@ def stage_rows(markers: dict[str, dict[str, Any]], run_dir: Path) -> list[str]:
     lines = ["| stage | wall s | output | LLM calls | cache hits | prompt tokens | completion tokens | resumed |",
              "|---|---|---|---|---|---|---|---|"]
     for stage, marker in markers.items():
+        if not ran(stage, markers):
+            lines.append(f"| {stage} | - | skipped: {marker['counts']['skipped']} | - | - | - | - | - |")
+            continue
         usage = marker.get("usage") or {}
         outputs = ", ".join(f"`{relative(p, run_dir)}`" for p in (marker.get("outputs") or {}).values())
         lines.append(f"| {stage} | {marker.get('wall_s', 0):.1f} | {outputs} | {usage.get('llm_calls', 0)} | "
@@ -288,14 +291,14 @@ def sample_lines(markers: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def plot_stages(markers: dict[str, dict[str, Any]], path: Path) -> None:
-    """Wall time and LLM calls per stage, side by side."""
+    """Wall time and LLM calls of each stage that ran, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    names = list(markers)
+    names = [name for name in markers if ran(name, markers)]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.bar(names, [markers[n].get("wall_s", 0) for n in names], color="#4a7ab5")
     left.set_ylabel("wall time of the completing run (s)")

@@ -19,8 +19,9 @@ from chat.backends.base import ChatBackend
 from chat.errors import ConfigError
 from chat.filters import PARSE_FAILURE
 from chat.gather import gather_or_cancel
+from chat.token_estimate import approx_tokens
 from generate.agents import DEGENERATE_TEXT, StepFailed, ask_step, check_degenerate, first_degenerate
-from generate.documents import Chunk, approx_tokens
+from generate.documents import Chunk
 from generate.mimg.config import MimgConfig
 from generate.mimg.steps import (ANSWER_FORMAT, MERGE_FORMAT, VERIFY_FORMAT, format_answer_input, format_merge_input,
                                  format_question_input, format_training_prompt, format_verify_input,

@@ -22,7 +22,7 @@ class MimgConfig:
         organise_documents, group_size, group_neighbours, context_tokens, distractor_chunks (only without
         organise_documents).
     Parameters that control the single-hop stage:
-        chunk_tokens (approximate tokens: 4/3 x words), max_questions, verify_threshold.
+        chunk_tokens (approximate tokens: characters / 4), max_questions, verify_threshold.
     Parameters that control the multi-hop stage:
         multi_hop_merge (off: the no-merger ablation), chains, max_hops, max_seeds, verify_merged, embedder,
         embed_device.

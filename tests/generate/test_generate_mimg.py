@@ -12,7 +12,8 @@ import pytest
 from chat.agents import ParseError
 from chat.backends.scripted import ScriptedBackend
 from chat.conversation import Document
-from generate.documents import Chunk, approx_tokens, chunk_document
+from chat.token_estimate import approx_tokens
+from generate.documents import Chunk, chunk_document
 from generate.mimg.algorithm import MimgBackends, SingleHopQA, merge_chain, nearest_neighbours, single_hop_chunk
 from generate.mimg.config import MimgConfig
 from generate.mimg.run import chains_path, qas_path, run_mimg

@@ -197,3 +197,4 @@ def test_judge_and_generate_left_out_of_the_config_have_no_sections_in_the_repor
     write_report(ctx)
     text = (run / "report" / "report.md").read_text()
     assert "## Judges" not in text and "## Generation with the RM" not in text
+    assert "| judge | - | skipped: no judge section in the config | - | - | - | - | - |" in text
