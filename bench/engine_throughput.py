@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.results import record  # noqa: E402
+from chat.compute_thread import compute, run_compute  # noqa: E402
 
 RMB_DIR = REPO.parent / "shared" / "data" / "preference" / "rmb-pairwise"
 QWEN = "qwen2.5-coder-0.5b-instruct"
@@ -182,7 +183,7 @@ def generate_engine(model, tokenizer):
             await asyncio.sleep(0.05)  # let the other requests in flight join the batch
             if any(f is future for _, _, f in queue):  # not yet taken into a batch by another request
                 batch, queue[:] = queue[:concurrency], queue[concurrency:]
-                for (_, _, f), usage in zip(batch, await asyncio.to_thread(run_batch, batch)):
+                for (_, _, f), usage in zip(batch, await compute(run_batch, batch)):
                     f.set_result(usage)
             return await future
         return ask
@@ -300,9 +301,10 @@ def main() -> None:
     path = embedded_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(path)
     prompts = judge_prompts(tokenizer, max(args.concurrency + args.generate_concurrency))
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    # every engine's tensor work on the one compute thread, as in turnwise itself (chat/compute_thread.py)
+    model = run_compute(AutoModelForCausalLM.from_pretrained, path, dtype=torch.float32).eval()
     mean_prompt = sum(prompt_length(tokenizer, p) for p in prompts) / len(prompts)
-    floors, per_token = linear_floor(model)
+    floors, per_token = run_compute(linear_floor, model)
     print(f"{len(prompts)} RMB judge prompts, {mean_prompt:.0f} prompt tokens on average; {args.tokens} generated")
     for name, floor in floors.items():
         print(f"compute floor {name}: {per_token / 1e9:.2f} GFLOP per prefill token at {floor.gops:.0f} GOP/s -> "

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from chat.compute_thread import run_compute
 from generate.rouge import rouge_l_tokens, rouge_tokens
 
 logger = logging.getLogger(__name__)
@@ -17,21 +18,22 @@ EMBEDDING_DIM = 384
 
 
 class MiniLMEmbedder:
-    """Sentence embeddings (unit length) from the all-MiniLM-L6-v2 model shipped by pip, loaded offline."""
+    """Sentence embeddings (unit length) from the all-MiniLM-L6-v2 model shipped by pip, loaded offline; loaded
+    and run on the compute thread (chat/compute_thread.py)."""
 
     def __init__(self, device: str = "cpu"):
         from sentence_transformers import SentenceTransformer
 
         from chat.embedded import minilm_dir
 
-        self.model = SentenceTransformer(str(minilm_dir()), device=device, local_files_only=True)
+        self.model = run_compute(SentenceTransformer, str(minilm_dir()), device=device, local_files_only=True)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), EMBEDDING_DIM] float32, L2-normalised (cosine similarity = dot product)."""
         if not texts:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        return np.asarray(self.model.encode(list(texts), batch_size=64, normalize_embeddings=True,
-                                            show_progress_bar=False), dtype=np.float32)
+        return np.asarray(run_compute(self.model.encode, list(texts), batch_size=64, normalize_embeddings=True,
+                                      show_progress_bar=False), dtype=np.float32)
 
 
 @dataclass

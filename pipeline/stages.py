@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from chat.compute_thread import run_compute
 from chat.config import build_config, load_yaml
 from chat.errors import ConfigError, TurnwiseError
 from chat.runner import FilteredRunResult, RunSummary
@@ -458,7 +459,7 @@ def train_one(ctx: StageContext, rm_name: str, max_steps: int) -> dict[str, Any]
     if accelerate_config:
         result = train_with_accelerate(dataclasses.replace(ctx, rm_name=rm_name), values, str(accelerate_config))
     else:
-        result = train_reward_model(ctx.build(RMTrainConfig, values, "rm_train")).to_dict()
+        result = run_compute(train_reward_model, ctx.build(RMTrainConfig, values, "rm_train")).to_dict()
     write_json_atomic(marker, result)
     return result
 
@@ -521,7 +522,12 @@ def rewardbench_metrics(model: Any, source: str, output_dir: Path, *, split: str
 
 def run_rm_eval(ctx: StageContext) -> StageOutcome:
     """Both RMs on the held-out sets (D's multi-turn pairs, held-out MUSIC pairs, D's single-turn pairs) and on
-    a RewardBench file when given: accuracy with bootstrap CI per set (docs/methods.md, RM steps 7-8)."""
+    a RewardBench file when given: accuracy with bootstrap CI per set (docs/methods.md, RM steps 7-8). Runs on
+    the compute thread (chat/compute_thread.py), like every stage's tensor work."""
+    return run_compute(evaluate_rms, ctx)
+
+
+def evaluate_rms(ctx: StageContext) -> StageOutcome:
     from rm.data import load_preference_pairs
     from rm.evaluate import evaluate_scores, write_report
     from rm.model import RewardModel

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from chat.commands import add_group
+from chat.compute_thread import compute, run_compute
 from chat.errors import ConfigError
 from chat.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -103,9 +103,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_model(args: argparse.Namespace) -> Any:
+    """The RM of `--model`, loaded on the compute thread that later scores with it (chat/compute_thread.py)."""
     from rm.model import RewardModel
 
-    return RewardModel.load(args.model, device=args.device, base_model=args.base_model, max_length=args.max_length,
+    return run_compute(RewardModel.load, args.model, device=args.device, base_model=args.base_model, max_length=args.max_length,
                             dynamic_int8=getattr(args, "dynamic_int8", False),
                             trust_remote_code=args.trust_remote_code, revision=args.revision)
 
@@ -262,7 +263,7 @@ def run_score(args: argparse.Namespace) -> int:
         return records
 
     async def batch_worker(batch: list[Any]) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(score_items, batch)
+        return await compute(score_items, batch)
 
     summary = run(items, None, args.output, batch_worker=batch_worker, batch_size=args.batch_size, concurrency=1,
                   description=f"rm score {Path(str(args.input)).name}", progress=not args.no_progress,

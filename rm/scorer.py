@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from chat.compute_thread import compute, run_compute
 from chat.conversation import Conversation
 
 
@@ -25,14 +25,16 @@ class TurnScorer(ConversationScorer, Protocol):
 
 
 def load_reward_model(path: str, device: str | None = None) -> Any:
-    """rm.model.RewardModel.load(path) (imported here: judge and generate run without torch until an RM is used)."""
+    """rm.model.RewardModel.load(path) on the compute thread (chat/compute_thread.py; imported here: judge and
+    generate run without torch until an RM is used)."""
     from rm.model import RewardModel
 
-    return RewardModel.load(path, device=device)
+    return run_compute(RewardModel.load, path, device=device)
 
 
 class LockedScorer:
-    """Runs the RM's synchronous CPU/GPU scoring via `asyncio.to_thread`, serialised by a lock."""
+    """Runs the RM's synchronous CPU/GPU scoring on the compute thread (chat/compute_thread.py), serialised by a
+    lock."""
 
     def __init__(self, model: ConversationScorer, name: str = "rm"):
         self.model = model
@@ -49,11 +51,11 @@ class LockedScorer:
 
     async def score(self, conversations: Sequence[Conversation]) -> list[float]:
         """Reward of each whole conversation."""
-        return await asyncio.to_thread(self._score, list(conversations))
+        return await compute(self._score, list(conversations))
 
     async def score_turns(self, conversation: Conversation) -> list[float]:
         """Reward after every assistant turn of one conversation (the model must be a TurnScorer)."""
-        return await asyncio.to_thread(self._score_turns, conversation)
+        return await compute(self._score_turns, conversation)
 
 
 def optional_scorer(model: ConversationScorer | None, path: str | None,

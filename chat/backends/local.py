@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from chat.backends.base import BACKENDS, BackendSpec, Completion, ResponseFormat, TokenLogprob, as_dicts
 from chat.backends.grammar import Grammar, GrammarEngine, schema_of
+from chat.compute_thread import compute, run_compute
 from chat.conversation import Message
 from chat.embedded import resolve_model
 from chat.errors import BackendError, ConfigError
@@ -382,7 +383,7 @@ class _Batcher:
             if not batch:
                 continue
             try:
-                await asyncio.to_thread(self.engine.generate, [r for r, _ in batch])
+                await compute(self.engine.generate, [r for r, _ in batch])
             except Exception as exc:  # a failed batch fails its requests, not the batcher
                 logger.exception("local generation failed")
                 for _, future in batch:
@@ -402,11 +403,13 @@ _BATCHERS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Batc
 
 
 def load_engine(model: str, dtype: str = "auto", quantize: str = "auto") -> LocalEngine:
-    path = resolve_model(model)
+    """The shared engine of `model`, converted, loaded and later decoded on the compute thread
+    (chat/compute_thread.py: one thread does the process's tensor work)."""
+    path = run_compute(resolve_model, model)
     with _ENGINES_LOCK:
         key = (path, dtype, quantize)
         if key not in _ENGINES:
-            _ENGINES[key] = LocalEngine(path, dtype, quantize)
+            _ENGINES[key] = run_compute(LocalEngine, path, dtype, quantize)
         return _ENGINES[key]
 
 

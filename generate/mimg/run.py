@@ -28,6 +28,7 @@ import numpy as np
 
 from chat.backends import configured_backends
 from chat.backends.base import UsageLedger
+from chat.compute_thread import run_compute
 from chat.runner import (JsonlSink, RunSummary, backend_identities, check_settings, claim_output, encode_record,
                          format_summary, iter_records, run_jobs, summary_path, write_json_atomic)
 from generate.documents import Chunk, chunk_documents, read_documents
@@ -62,16 +63,17 @@ class MimgRunResult:
 
 
 def default_embedder(config: MimgConfig) -> Embed:
-    """MiniLM (or the sentence-transformers model at `config.embedder`), offline, unit-length vectors."""
+    """MiniLM (or the sentence-transformers model at `config.embedder`), offline, unit-length vectors, on the compute
+    thread (chat/compute_thread.py)."""
     from generate.diversity import MiniLMEmbedder
 
     if config.embedder == "minilm":
         return MiniLMEmbedder(config.embed_device).encode
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(config.embedder, device=config.embed_device, local_files_only=True)
-    return lambda texts: np.asarray(model.encode(list(texts), normalize_embeddings=True, show_progress_bar=False),
-                                    dtype=np.float32)
+    model = run_compute(SentenceTransformer, config.embedder, device=config.embed_device, local_files_only=True)
+    return lambda texts: np.asarray(run_compute(model.encode, list(texts), normalize_embeddings=True,
+                                                show_progress_bar=False), dtype=np.float32)
 
 
 def kept_single_hop_qas(path: Path, chunk_ids: set[str]) -> list[SingleHopQA]:

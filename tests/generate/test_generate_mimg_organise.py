@@ -64,12 +64,13 @@ def test_crossdoc_neighbours_come_from_the_seed_group_only():
 # -- step 6: the training context from the group ---------------------------------------------------------------
 
 def words(n, tag):
-    return " ".join(f"{tag}{i}" for i in range(n))
+    """`n` words of 3 characters: with their spaces, n approximate tokens (characters / 4, rounded up)."""
+    return " ".join(f"{tag}{i:02d}" for i in range(n))
 
 
-GROUP_CHUNKS = [Chunk("p#0", "p", 0, "P", words(30, "p")), Chunk("q#0", "q", 0, "Q", words(30, "q")),
-                Chunk("q#1", "q", 1, "Q", words(15, "r")), Chunk("s#0", "s", 0, "S", words(60, "s")),
-                Chunk("t#0", "t", 0, "T", words(30, "t"))]            # 40, 40 + 20, 80, 40 approximate tokens
+GROUP_CHUNKS = [Chunk("p#0", "p", 0, "P", words(40, "p")), Chunk("q#0", "q", 0, "Q", words(40, "q")),
+                Chunk("q#1", "q", 1, "Q", words(20, "r")), Chunk("s#0", "s", 0, "S", words(80, "s")),
+                Chunk("t#0", "t", 0, "T", words(40, "t"))]            # 40, 40 + 20, 80, 40 approximate tokens
 GROUPS = DocumentGroups([["q", "s", "p", "t"]])
 
 
@@ -80,7 +81,7 @@ def source(doc):
 def test_the_context_is_the_whole_group_in_walk_order_without_a_budget():
     context = GroupContext.of_chunks(GROUPS, GROUP_CHUNKS).for_record("r", [source("p")], config())
     assert context.ids == ["q", "s", "p", "t"] and context.doc_group == ["q", "s", "p", "t"]
-    assert context.passages[0] == {"title": "Q", "text": words(30, "q") + "\n\n" + words(15, "r")}
+    assert context.passages[0] == {"title": "Q", "text": words(40, "q") + "\n\n" + words(20, "r")}
     assert (context.kind, context.tokens) == ("group", 60 + 80 + 40 + 40)
 
 
