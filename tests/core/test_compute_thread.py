@@ -17,7 +17,7 @@ def thread_name() -> str:
 
 def test_run_compute_runs_on_the_one_compute_thread_and_calls_directly_from_it():
     first, second = run_compute(thread_name), run_compute(thread_name)
-    assert first == second and first.startswith(THREAD_NAME)
+    assert first == second == THREAD_NAME
     assert not on_compute_thread()
     assert run_compute(lambda: run_compute(thread_name)) == first  # nested: no deadlock on the single worker
 
@@ -88,3 +88,7 @@ def test_the_rm_scorer_scores_on_the_compute_thread():
     conversation = Conversation([Message("user", "hi"), Message("assistant", "hello")])
     assert asyncio.run(LockedScorer(model).score([conversation])) == [2.0]
     assert model.threads[0].startswith(THREAD_NAME)
+
+
+def test_the_compute_thread_is_a_daemon_so_ctrl_c_does_not_wait_for_its_job():
+    assert run_compute(lambda: threading.current_thread().daemon) is True
