@@ -16,8 +16,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from chat.conversation import Conversation, Document, PreferencePair, content_id
 from chat.errors import InputError
-from chat.token_estimate import approx_tokens
 from chat.formats import read_records
+from chat.token_estimate import approx_tokens
 
 logger = logging.getLogger(__name__)
 
