@@ -98,7 +98,8 @@ class MusicConfig:
                           "smoke runs with a tiny max_tokens."})
     max_conversation_tokens: int = field(
         default=4096,
-        metadata={"help": "Drop a pair whose longer branch exceeds this many tokens (approximate: characters / 4 plus 4 per message)."})
+        metadata={"help": "Drop a pair whose longer branch exceeds this many tokens (approximate: characters / 4 "
+                          "plus 4 per message)."})
 
     # Parameters that control the run
     concurrency: int = field(default=8, metadata={"help": "Seeds synthesized at once."})

@@ -103,10 +103,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_model(args: argparse.Namespace) -> Any:
-    """The RM of `--model`, loaded on the compute thread that later scores with it (chat/compute_thread.py)."""
     from rm.model import RewardModel
 
-    return run_compute(RewardModel.load, args.model, device=args.device, base_model=args.base_model, max_length=args.max_length,
+    return RewardModel.load(args.model, device=args.device, base_model=args.base_model, max_length=args.max_length,
                             dynamic_int8=getattr(args, "dynamic_int8", False),
                             trust_remote_code=args.trust_remote_code, revision=args.revision)
 
@@ -240,7 +239,9 @@ def run_score(args: argparse.Namespace) -> int:
     settings = score_settings(args)
     if not args.overwrite:      # a mismatched resume is refused before the model loads
         check_settings(args.output, settings)
-    model = _load_model(args)   # a model that cannot load leaves the output untouched
+    # a model that cannot load leaves the output untouched; loaded on the compute thread that scores with it
+    # (chat/compute_thread.py: one thread for all tensor work)
+    model = run_compute(_load_model, args)
     claim_output(args.output, settings, overwrite=args.overwrite)
 
     def score_items(batch: list[Any]) -> list[dict[str, Any]]:
