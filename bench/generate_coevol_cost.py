@@ -8,7 +8,10 @@
    the first 16 Self-Instruct seed tasks (instruction + the seed's output; Alpaca was generated from these seeds
    and the shared data holds no Alpaca file), 2 iterations, max_tokens 128, 8 items in flight: the share of items
    that finish without a parse failure (target >= 80%), what a small model costs and how often an edit survives.
-Run: .venv/bin/python bench/generate_coevol_cost.py [--skip-embedded | --skip-scripted] [--items 16 ...]
+   With the CPU RM trained on hh-rlhf (`--rm`, default runs/rm-minilm-hh from `bench/run_all --only rm_real_data`)
+   every accepted edit is scored before and after it (docs/methods.md, CoEvol step 5): the row reports the mean
+   RM change of the accepted edits and of the refined turns.
+Run: .venv/bin/python bench/generate_coevol_cost.py [--skip-embedded | --skip-scripted] [--items 16 --rm DIR ...]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from generate.coevol.run import coevol_report, run_coevol  # noqa: E402
 from generate.prompts import render  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "seeds" / "self_instruct_seed_tasks.jsonl"
+TRAINED_RM = Path(__file__).resolve().parents[1] / "runs" / "rm-minilm-hh"
 JUDGE_MARK = render("coevol_judge_system").splitlines()[0]
 ADVISOR_MARK = render("coevol_advisor_system", max_suggestions=3).splitlines()[0]
 EDITOR_MARK = render("coevol_editor_system").splitlines()[0]
@@ -70,7 +74,8 @@ def summarise(result, output: Path, seconds: float) -> dict:
     return {"items": items, "llm_calls": result.counters["llm_calls"], "tokens": tokens,
             "calls_per_item": result.counters["llm_calls"] / items, "tokens_per_item": tokens / items,
             "turns_changed": report["changed_turns"], "stop_reasons": report["stop_reasons"],
-            "acceptance_by_iteration": report["acceptance_by_iteration"], "seconds": round(seconds, 1)}
+            "acceptance_by_iteration": report["acceptance_by_iteration"], "seconds": round(seconds, 1),
+            "rm_delta_turns": report.get("rm_delta"), "rm_delta_accepted_edits": report.get("rm_delta_accepted_edits")}
 
 
 def parse_failures(output: Path) -> tuple[int, Counter, list[str]]:
@@ -96,7 +101,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2, help="embedded run")
     parser.add_argument("--max-tokens", type=int, default=128, help="embedded run")
     parser.add_argument("--concurrency", type=int, default=8, help="embedded run: items in flight")
+    parser.add_argument("--rm", default=str(TRAINED_RM),
+                        help="embedded run: RM scoring the edits (absent: no RM row)")
     args = parser.parse_args()
+    rm = args.rm if Path(args.rm, "config.json").exists() else None
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_scripted:
@@ -112,7 +120,7 @@ def main() -> None:
             config = CoevolConfig(backends={"default": {"kind": "local", "model": "embedded", "max_batch_size": 8,
                                                           "cache": False}},
                                   iterations=args.iterations, limit=args.items, max_tokens=args.max_tokens,
-                                  max_words=80, max_reasks=1, concurrency=args.concurrency)
+                                  max_words=80, max_reasks=1, concurrency=args.concurrency, rm=rm)
             output = Path(tmp) / "embedded.jsonl"
             started = time.monotonic()
             result = run_coevol(SEEDS, output, config, progress=False, handle_sigint=False)
@@ -144,6 +152,25 @@ def main() -> None:
                                    f"seeds; no Alpaca file in the shared data); {args.iterations} iterations, "
                                    f"max_tokens {args.max_tokens}, debater max_words 80, 1 re-ask, "
                                    f"{args.concurrency} items in flight, no response cache", **embedded})
+        if rm is None:
+            print(f"no RM at {args.rm}: RM change row left out (bench/run_all --only rm_real_data trains it)")
+        else:
+            record_rm_change(embedded, Path(rm).name, args)
+
+
+def record_rm_change(embedded: dict, rm_name: str, args: argparse.Namespace) -> None:
+    """The mean RM change of the accepted edits (None when no edit was accepted) and of the refined turns."""
+    edits, turns = embedded["rm_delta_accepted_edits"], embedded["rm_delta_turns"]
+    edits_text = (f"{edits['n']} accepted edits, mean change {edits['mean']:+.3f}" if edits
+                  else "no edit was accepted")
+    turns_text = (f"refined turns ({turns['n']}): mean {turns['mean']:+.3f}, {turns['positive']} up, "
+                  f"{turns['zero']} unchanged, {turns['negative']} down" if turns else "no turn scored")
+    record("CoEvol on the embedded instruct model: RM score change of accepted edits",
+           baseline="the turn before each edit", unit="reward difference", ratio=edits["mean"] if edits else None,
+           target="none (report)", met=None,
+           details={"summary": f"{edits_text}; {turns_text}; RM {rm_name}; {args.items} items, {args.iterations} "
+                               f"iterations, lenient accept rule (the public code's merge of both orders)",
+                    "rm_delta_accepted_edits": edits, "rm_delta_turns": turns})
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@
    questions per chunk of which one carries a dangling reference ("this passage"); the verifier scores each QA
    3-10 at random (seeded by the request), so ~75% pass the threshold 7 wherever it is asked.
 2. The embedded model (Qwen2.5-Coder-0.5B-Instruct, `local` backend, 8 requests per batch, no response cache) on
-   the first 8 LongMIT corpus documents: ~1000-token chunks, 2 questions per chunk, 2-hop merges from 8 seed QAs
-   along both chain kinds (in-document and cross-document neighbours), max_tokens 128, 8 chunks or chains in
-   flight: kept multi-hop QAs per document (target >= 1 per 2 documents) and the drops of each stage.
+   the first 8 LongMIT corpus documents: ~500-token chunks, 2 questions per chunk, 2-hop merges from 32 seed QAs
+   along both chain kinds (in-document and cross-document neighbours), max_tokens 384 (128 cut most merges' JSON
+   inside a string), 8 chunks or chains in flight: kept multi-hop QAs per document (target >= 1 per 2 documents)
+   and the drops of each stage. The run stays in `--keep` (default runs/bench/mimg-embedded, started over each
+   time) for bench/generate_mimg_quality.py, which rates a sample of it.
 Run: .venv/bin/python bench/generate_mimg_cost.py [--skip-embedded | --skip-scripted] [--docs 8 ...]
 """
 
@@ -32,6 +34,8 @@ from generate.mimg.run import chains_path, qas_path, run_mimg  # noqa: E402
 from generate.prompts import render  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multihop"
+#: Where the embedded run stays for bench/generate_mimg_quality.py.
+KEPT_RUN = Path(__file__).resolve().parents[1] / "runs" / "bench" / "mimg-embedded"
 MARKS = {role: render(f"mimg_{role}_system", max_questions=3, hops=2).splitlines()[0]
          for role in ("question", "answer", "verify", "merge")}
 
@@ -75,10 +79,11 @@ def main() -> None:
     parser.add_argument("--skip-scripted", action="store_true")
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--docs", type=int, default=8, help="embedded run: the first N LongMIT documents")
-    parser.add_argument("--chunk-tokens", type=int, default=1000, help="embedded run")
+    parser.add_argument("--chunk-tokens", type=int, default=500, help="embedded run")
     parser.add_argument("--max-questions", type=int, default=2, help="embedded run: questions per chunk")
-    parser.add_argument("--max-seeds", type=int, default=8, help="embedded run: seed QAs merged from")
-    parser.add_argument("--max-tokens", type=int, default=128, help="embedded run")
+    parser.add_argument("--max-seeds", type=int, default=32, help="embedded run: seed QAs merged from")
+    parser.add_argument("--max-tokens", type=int, default=384, help="embedded run")
+    parser.add_argument("--keep", type=Path, default=KEPT_RUN, help="embedded run: its run directory (started over)")
     args = parser.parse_args()
     corpus = DATA / "longmit_text_corpus_200.jsonl.gz"
     results = {}
@@ -100,8 +105,12 @@ def main() -> None:
                                 max_hops=2, max_seeds=args.max_seeds, max_tokens=args.max_tokens, max_reasks=1,
                                 concurrency=8)
             started = time.monotonic()
-            output = Path(tmp) / "embedded.jsonl"
-            result = run_mimg(corpus, output, config, progress=False, handle_sigint=False)
+            args.keep.mkdir(parents=True, exist_ok=True)
+            output = args.keep / "mimg.jsonl"
+            result = run_mimg(corpus, output, config, progress=False, handle_sigint=False, overwrite=True)
+            (args.keep / "bench.json").write_text(json.dumps({"corpus": str(corpus), "docs": args.docs,
+                                                              "chunk_tokens": args.chunk_tokens,
+                                                              "max_tokens": args.max_tokens}))
             results[embedded_name] = {**result.report, "documents": args.docs,
                                       "failure_examples": failure_examples(output),
                                       "seconds": round(time.monotonic() - started, 1)}

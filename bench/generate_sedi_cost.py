@@ -8,7 +8,7 @@
 Seeds: the 175 Self-Instruct seed tasks; no RM. The scripted part runs SeDi without feedback (`feedback_signal: rm`
 and no RM: the scripted backend has no logprobs), so its difference is the relaxed pool threshold and the
 diverse-batch filter; the embedded part runs SeDi's default feedback (the responder's own loss on its answer,
-thresholds at quantiles of the seed tasks' losses, one extra response per seed task).
+thresholds at quantiles of the losses of 32 sampled seed tasks: 32 one-off responses, reported apart too).
 Run: .venv/bin/python bench/generate_sedi_cost.py [--skip-embedded | --skip-scripted] [--iterations 3 ...]
 """
 
@@ -72,7 +72,10 @@ def run_modes(config_of, backend_of=None) -> dict:
             seconds = time.monotonic() - started
             stats = generation_stats(load_conversations(out))
         calls = result.counters["llm_calls"]
+        calibration = result.counters["calibration_seeds_scored"]      # one responder call each
         results[mode] = {"kept": result.kept, "calls": calls, "calls_per_kept": calls / max(result.kept, 1),
+                         "calibration_seeds_scored": calibration,
+                         "calls_per_kept_after_calibration": (calls - calibration) / max(result.kept, 1),
                          "generated": result.counters["generated"],
                          "generation_parse_failures": result.counters["generation_parse_failures"],
                          "dropped": result.dropped, "mean_pairwise_rouge_l": stats["mean_pairwise_rouge_l"],
@@ -95,7 +98,9 @@ def record_comparison(name: str, results: dict, setup: str) -> None:
            met=ratio <= 0.64 and sedi["distinct_2"] >= self_instruct["distinct_2"],
            details={"summary": f"{sedi['calls_per_kept']:.3f} vs {self_instruct['calls_per_kept']:.3f} calls per kept "
                                f"({sedi['kept']} vs {self_instruct['kept']} kept); distinct-2 "
-                               f"{sedi['distinct_2']:.3f} vs {self_instruct['distinct_2']:.3f}; {setup}",
+                               f"{sedi['distinct_2']:.3f} vs {self_instruct['distinct_2']:.3f}; SeDi's one-off seed "
+                               f"scoring {sedi['calibration_seeds_scored']} calls (without it "
+                               f"{sedi['calls_per_kept_after_calibration']:.3f} calls per kept); {setup}",
                     **results})
 
 

@@ -194,11 +194,12 @@ class SediRun:
         return records, log
 
     async def calibrate(self, step: StepCaller, counters: Counter) -> FeedbackThresholds:
-        """SeDi step 6, the reference: the responder answers every active seed task as it will answer generated ones,
-        each pair gets the feedback signal, and the thresholds are quantiles of those scores (ConfigError when no
-        seed could be scored, e.g. a backend that returns no logprobs)."""
+        """SeDi step 6, the reference: the responder answers the active seed tasks (a seeded sample of
+        `calibration_seeds` of them, in pool order) as it will answer generated ones, each pair gets the feedback
+        signal, and the thresholds are quantiles of those scores (ConfigError when no seed could be scored, e.g. a
+        backend that returns no logprobs)."""
         config = self.config
-        seeds = self.state.active_seeds()
+        seeds = calibration_sample(self.state.active_seeds(), config)
         completions = await gather_or_cancel(*(
             self._chat(step, "responder", self.backends.responder, format_response_input(seed.instruction),
                        f"calibrate/{seed.id}", config.response_temperature, logprobs=self.logprobs)
@@ -391,6 +392,16 @@ class SediRun:
             self.state.batches.remove(candidate.id)
 
 
+def calibration_sample(seeds: list[SeedTask], config: SediConfig) -> list[SeedTask]:
+    """The seed tasks calibration answers: all of them, or `calibration_seeds` drawn with the run's seed, kept in
+    pool order."""
+    if config.calibration_seeds is None or len(seeds) <= config.calibration_seeds:
+        return seeds
+    rng = random.Random(derive_seed(config.seed, "calibrate"))
+    picked = set(rng.sample(range(len(seeds)), config.calibration_seeds))
+    return [seed for index, seed in enumerate(seeds) if index in picked]
+
+
 def calibrates(config: SediConfig) -> bool:
     """Whether a run scores the seed set first (sedi mode, seed_quantiles thresholds and a signal it has: the loss,
     or an RM path for the rm signal)."""
@@ -404,9 +415,9 @@ def expected_calls(config: SediConfig, seeds: int | None, input_tokens: float) -
     seed-quantile thresholds, one response per seed task first; no re-asks (docs/methods.md, SeDi steps 2, 5, 6)."""
     requests = config.iterations * config.requests_per_iteration
     responses_max = requests * config.instructions_per_call
-    calibration = (seeds or 0) if calibrates(config) else 0
+    calibration = (min(seeds or 0, config.calibration_seeds or seeds or 0)) if calibrates(config) else 0
     note = f"{config.mode} {requests} generation calls + up to {responses_max} responses"
     if calibrates(config):
-        note += f" + {seeds if seeds is not None else 'one per seed'} seed responses (thresholds)"
+        note += f" + {calibration if seeds is not None else 'one per seed'} seed responses (thresholds)"
     return ExpectedCalls(calibration + requests + responses_max / 2, calibration + requests + responses_max,
                          config.max_tokens, config.seed_examples * 40, note)

@@ -91,6 +91,9 @@ class SediConfig:
         default="seed_quantiles", metadata={"help": "sedi mode: feedback thresholds as quantiles of the seed set's "
                                                     "scores (seed_quantiles) or the absolute *_threshold values.",
                                             "choices": list(THRESHOLD_SOURCES)})
+    calibration_seeds: int | None = field(
+        default=32, metadata={"help": "seed_quantiles: seed tasks (a seeded sample of the active ones) the responder "
+                                      "answers for the thresholds; none = every seed task."})
     retire_quantile: float = field(
         default=0.25, metadata={"help": "seed_quantiles: retire a seed whose offspring's mean score is below this "
                                         "quantile of the seed scores."})
@@ -126,6 +129,9 @@ class SediConfig:
                      "open_batches", "min_words"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected at least 1, got {getattr(self, name)}")
+        if self.calibration_seeds is not None and self.calibration_seeds < 2:
+            raise ConfigError(f"calibration_seeds: expected at least 2 (quantiles need scores) or none, "
+                              f"got {self.calibration_seeds}")
         if self.machine_examples < 0 or self.min_offspring < 0:
             raise ConfigError("machine_examples, min_offspring: expected 0 or more")
         if self.max_words < self.min_words:

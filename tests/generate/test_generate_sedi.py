@@ -207,6 +207,19 @@ def test_loss_feedback_thresholds_are_quantiles_of_the_seed_set_losses(tmp_path)
         in report
 
 
+def test_calibration_answers_a_seeded_sample_of_calibration_seeds_in_pool_order(tmp_path):
+    result, backend, _ = run(tmp_path, "sedi", iterations=1, calibration_seeds=3)
+    asked = [r.messages[0]["content"] for r in backend.requests[:3]]
+    numbers = [int(text.split()[2].rstrip(":")) for text in asked]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 3 and set(numbers) <= set(range(8))
+    assert not backend.requests[3].messages[-1]["content"].startswith("Seed task")   # then generation starts
+    assert result.counters["calibration_seeds_scored"] == 3
+    assert logs_of(tmp_path)[0]["thresholds"]["seed_scores"] == 3
+    (tmp_path / "again").mkdir()
+    _, backend_again, _ = run(tmp_path / "again", "sedi", iterations=1, calibration_seeds=3)
+    assert [r.messages for r in backend_again.requests[:3]] == [r.messages for r in backend.requests[:3]]
+
+
 def test_loss_feedback_needs_a_responder_that_returns_logprobs(tmp_path):
     def plain(messages, params):
         reply = generator(messages, params)
