@@ -34,15 +34,16 @@ class SediConfig:
         rouge_threshold, sedi_rouge_threshold, min_words, max_words, batch_size, batch_similarity,
         batch_threshold, open_batches, batch_overflow.
     Parameters that control the feedback (sedi mode):
-        feedback_signal, rm, rm_device, thresholds, retire_quantile, promote_quantile, keep_quantile,
-        retire_threshold, promote_threshold, keep_threshold, min_offspring.
+        feedback_signal, rm, rm_device, thresholds, calibration_seeds, retire_quantile, promote_quantile,
+        keep_quantile, retire_threshold, promote_threshold, keep_threshold, min_offspring.
 
     Open choices of the paper and the defaults taken here: the relaxed threshold is 0.85; a batch of
     `batch_size` instructions admits a new one only if its similarity to every member is below
     `batch_threshold`, up to `open_batches` batches are filled at once, an instruction that fits none waits
     for a later batch, and OUT is written batch by batch; the feedback signal is the responder's own mean
     per-token loss on its response (the training loss of that pair for the model being tuned), and the
-    retire / promote / keep thresholds are quantiles of the same signal on the seed set.
+    retire / promote / keep thresholds are quantiles of the same signal on the seed set (on a seeded sample of
+    `calibration_seeds` seed tasks: quantiles need a few dozen scores, not one responder call per seed).
     """
 
     mode: str = field(default="sedi", metadata={"help": "sedi or self-instruct (the baseline).",
