@@ -412,12 +412,14 @@ def calibrates(config: SediConfig) -> bool:
 def expected_calls(config: SediConfig, seeds: int | None, input_tokens: float) -> ExpectedCalls:
     """`iterations x requests_per_iteration` generation calls, and a response for up to `instructions_per_call`
     instructions each (half of them on average; a pending instruction is answered once, when it is placed); with
-    seed-quantile thresholds, one response per seed task first; no re-asks (docs/methods.md, SeDi steps 2, 5, 6)."""
+    seed-quantile thresholds, one response per calibration seed task first (`calibration_seeds` at most); no
+    re-asks (docs/methods.md, SeDi steps 2, 5, 6)."""
     requests = config.iterations * config.requests_per_iteration
     responses_max = requests * config.instructions_per_call
-    calibration = (min(seeds or 0, config.calibration_seeds or seeds or 0)) if calibrates(config) else 0
+    sampled = seeds if config.calibration_seeds is None or seeds is None else min(seeds, config.calibration_seeds)
+    calibration = (sampled or 0) if calibrates(config) else 0
     note = f"{config.mode} {requests} generation calls + up to {responses_max} responses"
     if calibrates(config):
-        note += f" + {calibration if seeds is not None else 'one per seed'} seed responses (thresholds)"
+        note += f" + {calibration if seeds is not None else 'one per sampled seed'} seed responses (thresholds)"
     return ExpectedCalls(calibration + requests + responses_max / 2, calibration + requests + responses_max,
                          config.max_tokens, config.seed_examples * 40, note)

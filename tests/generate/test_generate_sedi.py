@@ -155,7 +155,15 @@ def test_expected_calls_add_one_response_per_seed_for_seed_quantile_thresholds()
     assert (expected_calls(baseline, 8, 10).calls, expected_calls(baseline, 8, 10).max_calls) == (8 + 12, 8 + 24)
     absolute = SediConfig(thresholds="absolute", iterations=2, requests_per_iteration=4, instructions_per_call=3)
     assert expected_calls(absolute, 8, 10).max_calls == 8 + 24
+    sampled = SediConfig(iterations=2, requests_per_iteration=4, instructions_per_call=3, calibration_seeds=5)
+    assert expected_calls(sampled, 8, 10).max_calls == 5 + 8 + 24          # a sample of 5 of the 8 seeds
+    assert expected_calls(sampled, 3, 10).max_calls == 3 + 8 + 24          # fewer seeds than the sample
     assert GENERATORS.get("sedi").expected_calls is expected_calls
+
+
+def test_calibration_seeds_below_2_is_a_config_error():
+    with pytest.raises(ConfigError, match="calibration_seeds: expected at least 2"):
+        SediConfig(calibration_seeds=1)
 
 
 def logs_of(tmp_path):
