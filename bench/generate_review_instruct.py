@@ -125,7 +125,8 @@ def record_against(run: dict[str, Any], baseline: dict[str, Any], rm_name: str |
     if rm_name and run["rm_mean"] is not None and baseline["rm_mean"] is not None:
         difference = run["rm_mean"] - baseline["rm_mean"]
         record(f"Review-Instruct {run['variant']} vs {baseline['variant']}: mean RM score of the kept conversations",
-               baseline=f"{baseline['variant']}, same seeds and backend", unit="reward difference", target="none", met=None,
+               baseline=f"{baseline['variant']}, same seeds and backend", unit="reward difference", target="none",
+               met=None,
                ratio=difference,
                details={"summary": f"{run['rm_mean']:+.3f} vs {baseline['rm_mean']:+.3f} ({rm_name}; "
                                    f"{run['kept']} vs {baseline['kept']} conversations); {setup}",
@@ -139,7 +140,8 @@ def main() -> None:
     parser.add_argument("--variants", type=int, nargs="+", default=[3, 1, 0],
                         help="reviewers N of each run; 0 = no review (the first is the kept-share target's run)")
     parser.add_argument("--max-tokens", type=int, default=320,
-                        help="per reply: room for an answer or a review at the word limit (a cut-off answer is dropped)")
+                        help="per reply: room for an answer or a review at the word limit (a cut-off answer is "
+                             "dropped)")
     parser.add_argument("--max-words", type=int, default=150, help="answer/review word limit")
     parser.add_argument("--concurrency", type=int, default=8, help="seeds grown at once")
     parser.add_argument("--rm", default=str(TRAINED_RM), help="RM scoring the kept conversations (absent: no RM rows)")
